@@ -1,0 +1,110 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6)
+]
+
+let package = Package(
+    name: "KlingKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "KlingAPI", targets: ["KlingAPI"]),
+        .executable(name: "kling-server", targets: ["kling-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Wire models of every dialect and the canonical request with its validation. Foundation only.
+        .target(name: "KlingAPI", swiftSettings: swiftSettings),
+        // Tasks, accounts, keys, the store protocol, the engine protocol and the worker queue.
+        .target(
+            name: "KlingCore",
+            dependencies: [
+                "KlingAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded SQLite store (GRDB).
+        .target(
+            name: "KlingSQLite",
+            dependencies: ["KlingCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
+        .target(
+            name: "KlingPreview",
+            dependencies: [
+                "KlingCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP server: dialect edges, middleware, file serving, services.
+        .target(
+            name: "KlingServer",
+            dependencies: [
+                "KlingAPI", "KlingCore", "KlingSQLite", "KlingPreview",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kling-server",
+            dependencies: [
+                "KlingServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmarks: a bare Hummingbird baseline and the render timer (run by Benchmarks/run.sh).
+        .executableTarget(
+            name: "HelloBench",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/HelloBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RenderBench",
+            dependencies: ["KlingPreview", "KlingCore", "KlingAPI"],
+            path: "Benchmarks/RenderBench",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "KlingStoreTests", dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KlingPreviewTests",
+            dependencies: ["KlingPreview", "KlingCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KlingServerTests",
+            dependencies: [
+                "KlingServer", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

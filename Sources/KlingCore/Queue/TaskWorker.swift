@@ -1,0 +1,220 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs queued tasks on an engine: claims with a lease, heartbeats while rendering, records progress and the outcome.
+///
+/// A task whose worker dies is claimed again when its lease expires, up to `maxAttempts` claims. On graceful
+/// shutdown the worker stops claiming and lets renders in flight finish.
+public struct TaskWorker: Service {
+    /// Worker settings with production defaults.
+    public struct Configuration: Sendable {
+        /// Renders run at once in this process (0: this process runs no tasks).
+        public var concurrency: Int = 1
+        /// How long a claim lasts without a heartbeat.
+        public var leaseDuration: Duration = .seconds(30)
+        /// How often a running render renews its lease.
+        public var heartbeatInterval: Duration = .seconds(10)
+        /// How often idle workers look for work they were not told about (other processes, expired leases).
+        public var pollInterval: Duration = .milliseconds(500)
+        /// Claims before a repeatedly abandoned task fails.
+        public var maxAttempts: Int = 3
+        /// Where results live: `results/<task id>/` under it.
+        public var artifactDirectory: URL
+
+        public init(artifactDirectory: URL) {
+            self.artifactDirectory = artifactDirectory
+        }
+    }
+
+    private let store: any TaskStore
+    private let engine: any VideoEngine
+    private let configuration: Configuration
+    private let signal: WakeSignal
+    private let logger: Logger
+    private let workerID: String
+
+    public init(store: any TaskStore, engine: any VideoEngine, configuration: Configuration, signal: WakeSignal, logger: Logger) {
+        self.store = store
+        self.engine = engine
+        self.configuration = configuration
+        self.signal = signal
+        self.logger = logger
+        self.workerID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(APIKeys.randomID().prefix(8))"
+    }
+
+    public func run() async throws {
+        guard configuration.concurrency > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
+        logger.info("worker started", metadata: ["concurrency": "\(configuration.concurrency)", "engine": "\(engine.name)"])
+        await withDiscardingTaskGroup { group in
+            for slot in 0..<configuration.concurrency {
+                group.addTask { await self.loop(slot: slot) }
+            }
+        }
+        logger.info("worker stopped")
+    }
+
+    private func loop(slot: Int) async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let seen = signal.current
+            do {
+                let now = Self.nowMillis()
+                let leaseUntil = now + configuration.leaseDuration.milliseconds
+                if let task = try await store.claimNext(
+                    worker: workerID, engine: engine.name, now: now, leaseUntil: leaseUntil, maxAttempts: configuration.maxAttempts
+                ) {
+                    await process(task)
+                    continue
+                }
+            } catch {
+                logger.error("claiming a task failed", metadata: ["error": "\(error)"])
+            }
+            await idle(since: seen)
+        }
+    }
+
+    /// Sleeps until woken, until the poll interval passes, or until shutdown begins.
+    private func idle(since seen: UInt64) async {
+        let deadline = ContinuousClock.now + configuration.pollInterval
+        while ContinuousClock.now < deadline, signal.current == seen, !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    private func process(_ task: TaskRecord) async {
+        let attempt = task.attempts
+        var logger = self.logger
+        logger[metadataKey: "task_id"] = "\(task.id)"
+        logger[metadataKey: "engine"] = "\(engine.name)"
+        logger[metadataKey: "attempt"] = "\(attempt)"
+        logger.info("task claimed")
+
+        let fileManager = FileManager.default
+        let outputDirectory = configuration.artifactDirectory.appendingPathComponent("results/\(task.id)", isDirectory: true)
+        let scratchDirectory = configuration.artifactDirectory.appendingPathComponent("tmp/\(task.id)-\(attempt)", isDirectory: true)
+        defer { try? fileManager.removeItem(at: scratchDirectory) }
+
+        let outcome: Result<RenderOutput, any Error>
+        do {
+            try fileManager.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+            try fileManager.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
+            let job = RenderJob(taskID: task.id, request: task.request, outputDirectory: outputDirectory, scratchDirectory: scratchDirectory)
+            outcome = await renderHoldingLease(job, attempt: attempt, logger: logger)
+        } catch {
+            outcome = .failure(error)
+        }
+
+        let now = Self.nowMillis()
+        do {
+            switch outcome {
+            case .success(let output):
+                let base = configuration.artifactDirectory.standardizedFileURL.path
+                func relative(_ url: URL) -> String {
+                    let path = url.standardizedFileURL.path
+                    return path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : path
+                }
+                let result = TaskResult(
+                    videoPath: relative(output.videoFile), coverPath: output.coverFile.map(relative), width: output.width,
+                    height: output.height, durationSeconds: output.durationSeconds, hasAudio: output.hasAudio
+                )
+                if try await store.complete(taskID: task.id, attempt: attempt, result: result, now: now) {
+                    logger.info("task succeeded", metadata: ["width": "\(output.width)", "height": "\(output.height)"])
+                } else {
+                    logger.warning("task finished but its claim was lost; result discarded")
+                }
+            case .failure(let error as EngineError) where error.retryable && attempt < configuration.maxAttempts:
+                logger.warning("task attempt failed, will retry", metadata: ["error": "\(error)"])
+                _ = try await store.release(taskID: task.id, attempt: attempt, now: now)
+            case .failure(let error as EngineError):
+                logger.info("task failed", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
+                _ = try await store.fail(taskID: task.id, attempt: attempt, failure: TaskFailure(code: error.code, message: error.message), now: now)
+            case .failure(is CancellationError):
+                logger.warning("task render was cancelled; returning it to the queue")
+                _ = try await store.release(taskID: task.id, attempt: attempt, now: now)
+            case .failure(is LostClaim):
+                logger.warning("task claim lost during render (lease expired); another worker owns it now")
+            case .failure(let error):
+                logger.error("task failed with an internal error", metadata: ["error": "\(error)"])
+                _ = try await store.fail(
+                    taskID: task.id, attempt: attempt, failure: TaskFailure(code: 500, message: "internal error: \(error)"), now: now)
+            }
+        } catch {
+            logger.error("recording the task outcome failed; the lease will expire and the task will be retried", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private struct LostClaim: Error {}
+
+    /// Renders while a sibling task renews the lease; a lost claim cancels the render.
+    private func renderHoldingLease(_ job: RenderJob, attempt: Int, logger: Logger) async -> Result<RenderOutput, any Error> {
+        let reporter = ProgressReporter(store: store, taskID: job.taskID, attempt: attempt)
+        let store = self.store
+        let configuration = self.configuration
+        let engine = self.engine
+        return await withTaskGroup(of: Result<RenderOutput, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    let output = try await engine.render(job) { progress in await reporter.report(progress) }
+                    return .success(output)
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: configuration.heartbeatInterval)
+                    if Task.isCancelled { return nil }
+                    let now = Self.nowMillis()
+                    do {
+                        let held = try await store.heartbeat(
+                            taskID: job.taskID, attempt: attempt, leaseUntil: now + configuration.leaseDuration.milliseconds, now: now)
+                        if !held { return .failure(LostClaim()) }
+                    } catch {
+                        logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                    }
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .failure(CancellationError())
+        }
+    }
+
+    /// Unix milliseconds now.
+    public static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// Writes engine progress to the store, skipping unchanged values and rate-limiting writes.
+actor ProgressReporter {
+    private let store: any TaskStore
+    private let taskID: String
+    private let attempt: Int
+    private var lastWritten = -1
+    private var lastWriteAt = ContinuousClock.now - .seconds(10)
+
+    init(store: any TaskStore, taskID: String, attempt: Int) {
+        self.store = store
+        self.taskID = taskID
+        self.attempt = attempt
+    }
+
+    func report(_ progress: Int) async {
+        let value = min(99, max(0, progress))  // 100 is written with the result, in one step
+        guard value > lastWritten, ContinuousClock.now - lastWriteAt >= .milliseconds(250) else { return }
+        lastWritten = value
+        lastWriteAt = ContinuousClock.now
+        _ = try? await store.updateProgress(taskID: taskID, attempt: attempt, progress: value, now: TaskWorker.nowMillis())
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

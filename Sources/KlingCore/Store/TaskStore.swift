@@ -1,0 +1,64 @@
+/// Durable storage of accounts, keys and tasks; the queue's single source of truth.
+///
+/// Every implementation (SQLite, later PostgreSQL) must pass the same behaviour suite. Methods that change a claimed
+/// task take the claim's `attempt` as a fencing token: they do nothing (and return `false`) when the task has since
+/// been claimed by someone else or has reached a terminal state.
+public protocol TaskStore: Sendable {
+    // MARK: Accounts and keys
+
+    /// Creates an account; throws ``StoreError/conflict`` when the name is taken.
+    func createAccount(name: String, now: Int64) async throws -> Account
+    func account(named name: String) async throws -> Account?
+    func accounts() async throws -> [Account]
+    /// Stores a key's hash for an account.
+    func addAPIKey(_ key: APIKeyRecord) async throws
+    func apiKeys(accountID: String) async throws -> [APIKeyRecord]
+    /// The account owning an unrevoked key with this hash.
+    func account(forKeyHash hash: String) async throws -> Account?
+
+    // MARK: Tasks
+
+    /// Stores a new queued task.
+    func insert(_ task: TaskRecord) async throws
+    /// A task, only if it belongs to `accountID` (tenant isolation lives in the query).
+    func task(id: String, accountID: String) async throws -> TaskRecord?
+    /// A task by id regardless of owner (workers and admin tools only).
+    func task(id: String) async throws -> TaskRecord?
+
+    // MARK: Queue
+
+    /// Claims the oldest runnable task: queued, or running with an expired lease and attempts left.
+    /// Tasks whose lease expired after `maxAttempts` claims are failed in the same step.
+    /// Returns the task with `state == .running` and `attempts` incremented (the fencing token).
+    func claimNext(worker: String, engine: String, now: Int64, leaseUntil: Int64, maxAttempts: Int) async throws -> TaskRecord?
+    /// Extends the lease of a claimed task; `false` when the claim is no longer ours.
+    func heartbeat(taskID: String, attempt: Int, leaseUntil: Int64, now: Int64) async throws -> Bool
+    /// Records progress (0-100) of a claimed task; `false` when the claim is no longer ours.
+    func updateProgress(taskID: String, attempt: Int, progress: Int, now: Int64) async throws -> Bool
+    /// Marks a claimed task succeeded with its result.
+    func complete(taskID: String, attempt: Int, result: TaskResult, now: Int64) async throws -> Bool
+    /// Marks a claimed task failed.
+    func fail(taskID: String, attempt: Int, failure: TaskFailure, now: Int64) async throws -> Bool
+    /// Puts a claimed task back in the queue (graceful shutdown before it finished).
+    func release(taskID: String, attempt: Int, now: Int64) async throws -> Bool
+    /// Fails every running task whose lease expired after its last allowed attempt; returns how many.
+    func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int
+    /// Counts of tasks by state.
+    func taskCounts() async throws -> [TaskState: Int]
+}
+
+/// Store failures that callers act on.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    private enum Code: Hashable, Sendable { case conflict, notFound }
+    private let code: Code
+    public let message: String
+
+    /// A unique value (account name, key) already exists.
+    public static func conflict(_ message: String) -> StoreError { StoreError(code: .conflict, message: message) }
+    /// A referenced row does not exist.
+    public static func notFound(_ message: String) -> StoreError { StoreError(code: .notFound, message: message) }
+
+    public var isConflict: Bool { code == .conflict }
+    public var isNotFound: Bool { code == .notFound }
+    public var description: String { message }
+}

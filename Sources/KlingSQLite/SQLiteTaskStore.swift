@@ -1,0 +1,303 @@
+import Foundation
+import GRDB
+import KlingAPI
+import KlingCore
+
+/// The embedded store: one SQLite file in WAL mode, shared safely by the server and admin commands.
+public final class SQLiteTaskStore: TaskStore {
+    /// Store settings with documented defaults.
+    public struct Configuration: Sendable {
+        /// Path of the database file; created with its folder when missing.
+        public var path: String
+        /// `synchronous` pragma: `NORMAL` (default; survives process crashes, a power cut may lose the last commits)
+        /// or `FULL` (survives power cuts, slower commits).
+        public var synchronousFull: Bool = false
+        /// How long a writer waits for another process's transaction.
+        public var busyTimeout: TimeInterval = 10
+
+        public init(path: String) {
+            self.path = path
+        }
+    }
+
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database and runs its migrations.
+    public init(configuration: Configuration) throws {
+        let folder = URL(fileURLWithPath: configuration.path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var config = GRDB.Configuration()
+        config.busyMode = .timeout(configuration.busyTimeout)
+        let synchronous = configuration.synchronousFull ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        pool = try DatabasePool(path: configuration.path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Static factory so call sites read `.sqlite(path:)`.
+    public static func sqlite(path: String) throws -> SQLiteTaskStore {
+        try SQLiteTaskStore(configuration: Configuration(path: path))
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE accounts (
+                        id TEXT PRIMARY KEY,
+                        name TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE api_keys (
+                        id TEXT PRIMARY KEY,
+                        account_id TEXT NOT NULL REFERENCES accounts(id),
+                        hash TEXT NOT NULL UNIQUE,
+                        prefix TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        revoked_at INTEGER
+                    );
+                    CREATE INDEX api_keys_account ON api_keys(account_id);
+                    CREATE TABLE tasks (
+                        id TEXT PRIMARY KEY,
+                        account_id TEXT NOT NULL REFERENCES accounts(id),
+                        dialect TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        request TEXT NOT NULL,
+                        params TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        progress INTEGER NOT NULL DEFAULT 0,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        engine TEXT,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        started_at INTEGER,
+                        completed_at INTEGER,
+                        result TEXT,
+                        failure_code INTEGER,
+                        failure_message TEXT,
+                        lease_owner TEXT,
+                        lease_until INTEGER
+                    );
+                    CREATE INDEX tasks_queue ON tasks(state, created_at);
+                    CREATE INDEX tasks_account ON tasks(account_id, created_at);
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: Accounts and keys
+
+    public func createAccount(name: String, now: Int64) async throws -> Account {
+        let account = Account(id: "acct_" + APIKeys.randomID(), name: name, createdAt: now)
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
+                    arguments: [account.id, account.name, account.createdAt])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw StoreError.conflict("an account named \(name) already exists")
+        }
+        return account
+    }
+
+    public func account(named name: String) async throws -> Account? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE name = ?", arguments: [name]).map(Self.account)
+        }
+    }
+
+    public func accounts() async throws -> [Account] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM accounts ORDER BY created_at, name").map(Self.account)
+        }
+    }
+
+    public func addAPIKey(_ key: APIKeyRecord) async throws {
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO api_keys (id, account_id, hash, prefix, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [key.id, key.accountID, key.hash, key.prefix, key.createdAt, key.revokedAt])
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw StoreError.conflict("the key could not be stored: \(error.message ?? "constraint failed")")
+        }
+    }
+
+    public func apiKeys(accountID: String) async throws -> [APIKeyRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at", arguments: [accountID]).map {
+                APIKeyRecord(
+                    id: $0["id"], accountID: $0["account_id"], hash: $0["hash"], prefix: $0["prefix"], createdAt: $0["created_at"],
+                    revokedAt: $0["revoked_at"])
+            }
+        }
+    }
+
+    public func account(forKeyHash hash: String) async throws -> Account? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT a.* , k.hash AS key_hash FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                    WHERE k.hash = ? AND k.revoked_at IS NULL
+                    """,
+                arguments: [hash]
+            ).flatMap { row in
+                // The index lookup found the row; compare once more in constant time before trusting it.
+                APIKeys.constantTimeEquals(row["key_hash"], hash) ? Self.account(row) : nil
+            }
+        }
+    }
+
+    // MARK: Tasks
+
+    public func insert(_ task: TaskRecord) async throws {
+        let request = try Self.encode(task.request)
+        let result = try task.result.map(Self.encode)
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
+                        created_at, updated_at, started_at, completed_at, result, failure_code, failure_message)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
+                    task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
+                    task.failure?.code, task.failure?.message,
+                ])
+        }
+    }
+
+    public func task(id: String, accountID: String) async throws -> TaskRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND account_id = ?", arguments: [id, accountID]).map(Self.task)
+        }
+    }
+
+    public func task(id: String) async throws -> TaskRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+        }
+    }
+
+    // MARK: Queue
+
+    public func claimNext(worker: String, engine: String, now: Int64, leaseUntil: Int64, maxAttempts: Int) async throws -> TaskRecord? {
+        try await pool.write { db in
+            try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts)
+            guard
+                let id = try String.fetchOne(
+                    db,
+                    sql: """
+                        SELECT id FROM tasks
+                        WHERE state = 'queued' OR (state = 'running' AND lease_until < ?)
+                        ORDER BY created_at, id LIMIT 1
+                        """,
+                    arguments: [now])
+            else { return nil }
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = ?, lease_until = ?, engine = ?,
+                        started_at = COALESCE(started_at, ?), updated_at = ?, progress = 0
+                    WHERE id = ?
+                    """,
+                arguments: [worker, leaseUntil, engine, now, now, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+        }
+    }
+
+    public func heartbeat(taskID: String, attempt: Int, leaseUntil: Int64, now: Int64) async throws -> Bool {
+        try await updateClaimed(taskID: taskID, attempt: attempt, set: "lease_until = ?, updated_at = ?", [leaseUntil, now])
+    }
+
+    public func updateProgress(taskID: String, attempt: Int, progress: Int, now: Int64) async throws -> Bool {
+        try await updateClaimed(taskID: taskID, attempt: attempt, set: "progress = MAX(progress, ?), updated_at = ?", [progress, now])
+    }
+
+    public func complete(taskID: String, attempt: Int, result: TaskResult, now: Int64) async throws -> Bool {
+        let encoded = try Self.encode(result)
+        return try await updateClaimed(
+            taskID: taskID, attempt: attempt,
+            set: "state = 'succeeded', progress = 100, result = ?, completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL",
+            [encoded, now, now])
+    }
+
+    public func fail(taskID: String, attempt: Int, failure: TaskFailure, now: Int64) async throws -> Bool {
+        try await updateClaimed(
+            taskID: taskID, attempt: attempt,
+            set: "state = 'failed', failure_code = ?, failure_message = ?, completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL",
+            [failure.code, failure.message, now, now])
+    }
+
+    public func release(taskID: String, attempt: Int, now: Int64) async throws -> Bool {
+        try await updateClaimed(
+            taskID: taskID, attempt: attempt, set: "state = 'queued', progress = 0, updated_at = ?, lease_owner = NULL, lease_until = NULL",
+            [now])
+    }
+
+    public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {
+        try await pool.write { db in try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+    }
+
+    public func taskCounts() async throws -> [TaskState: Int] {
+        try await pool.read { db in
+            var counts: [TaskState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
+                if let state = TaskState(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Applies `set` to a running task only while the claim identified by `attempt` is still current.
+    private func updateClaimed(taskID: String, attempt: Int, set: String, _ values: [(any DatabaseValueConvertible)?]) async throws -> Bool {
+        let arguments = StatementArguments(values + [taskID, attempt])
+        return try await pool.write { db in
+            try db.execute(sql: "UPDATE tasks SET \(set) WHERE id = ? AND attempts = ? AND state = 'running'", arguments: arguments)
+            return db.changesCount > 0
+        }
+    }
+
+    @discardableResult
+    private static func failAbandoned(_ db: Database, now: Int64, maxAttempts: Int) throws -> Int {
+        try db.execute(
+            sql: """
+                UPDATE tasks SET state = 'failed', failure_code = 500,
+                    failure_message = 'the task was abandoned: its worker stopped responding ' || attempts || ' times (lease expired); giving up after ' || attempts || ' attempts',
+                    completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
+                WHERE state = 'running' AND lease_until < ? AND attempts >= ?
+                """,
+            arguments: [now, now, now, maxAttempts])
+        return db.changesCount
+    }
+
+    private static func account(_ row: Row) -> Account {
+        Account(id: row["id"], name: row["name"], createdAt: row["created_at"])
+    }
+
+    private static func task(_ row: Row) throws -> TaskRecord {
+        let decoder = JSONDecoder()
+        let request = try decoder.decode(GenerationRequest.self, from: Data((row["request"] as String).utf8))
+        let result: TaskResult? = try (row["result"] as String?).map { try decoder.decode(TaskResult.self, from: Data($0.utf8)) }
+        let failure: TaskFailure? = (row["failure_code"] as Int?).map { TaskFailure(code: $0, message: row["failure_message"] ?? "") }
+        return TaskRecord(
+            id: row["id"], accountID: row["account_id"], dialect: row["dialect"], model: row["model"], request: request,
+            params: row["params"], state: TaskState(rawValue: row["state"]) ?? .failed, progress: row["progress"],
+            attempts: row["attempts"], engine: row["engine"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+            startedAt: row["started_at"], completedAt: row["completed_at"], result: result, failure: failure)
+    }
+
+    private static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Hummingbird
+import KlingCore
+import Logging
+
+/// Builds the whole server: routes of every dialect, result file serving and the task worker.
+///
+/// Tests call this with a temporary data directory and port 0; `kling-server serve` calls it with the real settings.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    store: any TaskStore,
+    engine: any VideoEngine,
+    logger: Logger
+) throws -> some ApplicationProtocol {
+    let results = configuration.artifactDirectory.appendingPathComponent("results", isDirectory: true)
+    try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+    let signal = WakeSignal()
+    let tasks = TaskService(store: store, signal: signal)
+    let links = ResultLinks(publicURL: configuration.publicURL)
+
+    let router = Router(context: KlingRequestContext.self)
+    // Only finished results are served (never scratch files or the database).
+    router.add(
+        middleware: FileMiddleware(
+            results.path, urlBasePath: "/files/results", cacheControl: .init([(MediaType(type: .video), [.maxAge(3600)])]),
+            logger: logger))
+    router.get("healthz") { _, _ in "ok" }
+    MarketRoutes(tasks: tasks, links: links).register(on: router)
+    CRUNRoutes(tasks: tasks, links: links).register(on: router)
+
+    let worker = TaskWorker(
+        store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, logger: logger)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kling-server"),
+        services: [worker],
+        onServerRunning: { channel in
+            if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }
+            logger.info("kling-server listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "engine": "\(engine.name)"])
+        },
+        logger: logger
+    )
+}

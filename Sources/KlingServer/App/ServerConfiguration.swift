@@ -1,0 +1,40 @@
+import Foundation
+import KlingCore
+
+/// Everything `kling-server serve` is configured with; defaults are the embedded single-node set-up.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind (`KLING_HOST`, default 127.0.0.1).
+    public var host: String = "127.0.0.1"
+    /// Port to bind (`--port` / `KLING_PORT`, default 8080; 0 picks a free port).
+    public var port: Int = 8080
+    /// Data directory holding the SQLite file and result files (`--data-dir` / `KLING_DATA_DIR`, default `./data`).
+    public var dataDirectory: URL = URL(fileURLWithPath: "data", isDirectory: true)
+    /// Base of result URLs (`KLING_PUBLIC_URL`, default `http://localhost:PORT`).
+    public var publicURL: String?
+    /// Renders at once in this process (`--workers`, default 1; 0 = API only).
+    public var workers: Int = 1
+    /// Claim lease; a task whose worker dies is picked up again after it (`KLING_LEASE_SECONDS`, default 30).
+    public var leaseDuration: Duration = .seconds(30)
+    /// How often idle workers poll the store (`KLING_POLL_MS`, default 500).
+    public var pollInterval: Duration = .milliseconds(500)
+    /// Claims before a repeatedly abandoned task fails.
+    public var maxAttempts: Int = 3
+
+    public init() {}
+
+    /// The SQLite database file.
+    public var databasePath: String { dataDirectory.appendingPathComponent("kling.sqlite").path }
+    /// Where result files live (served under `/files/`).
+    public var artifactDirectory: URL { dataDirectory.appendingPathComponent("artifacts", isDirectory: true) }
+
+    /// Worker settings derived from this configuration.
+    public var workerConfiguration: TaskWorker.Configuration {
+        var configuration = TaskWorker.Configuration(artifactDirectory: artifactDirectory)
+        configuration.concurrency = workers
+        configuration.leaseDuration = leaseDuration
+        configuration.heartbeatInterval = leaseDuration / 3
+        configuration.pollInterval = pollInterval
+        configuration.maxAttempts = maxAttempts
+        return configuration
+    }
+}

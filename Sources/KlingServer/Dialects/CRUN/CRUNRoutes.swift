@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import KlingAPI
+import KlingCore
+
+/// CRUN endpoints: `POST /api/v1/client/job/CreateTask`, `GET /api/v1/client/job/TaskInfo`.
+struct CRUNRoutes {
+    let tasks: TaskService
+    let links: ResultLinks
+
+    func register(on router: Router<KlingRequestContext>) {
+        let group = router.group("api/v1/client")
+            .add(middleware: DialectErrorMiddleware<CRUNDialect>())
+            .add(middleware: APIKeyAuthMiddleware<CRUNDialect>(tasks: tasks))
+        group.post("job/CreateTask") { request, context in try await create(request, context) }
+        group.get("job/TaskInfo") { request, context in try await taskInfo(request, context) }
+    }
+
+    private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        switch CRUNCreateRequest.decode(Data(buffer: body)) {
+        case .failure(let rejection):
+            throw APIError.validation(rejection.message)
+        case .success(let decoded):
+            let task = try await tasks.create(decoded, account: account, dialect: CRUNDialect.name)
+            return CRUNDialect.success(.object(["task_id": .string(task.id)]))
+        }
+    }
+
+    private func taskInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        guard let id = request.uri.queryParameters["task_id"].map(String.init), !id.isEmpty else {
+            throw APIError.validation("task_id: is required (GET /api/v1/client/job/TaskInfo?task_id=...)")
+        }
+        guard let task = try await tasks.task(id: id, account: account) else {
+            throw APIError.notFound("task_id: no task \(id) for this account")
+        }
+        return CRUNDialect.success(CRUNDialect.taskInfo(task, links: links))
+    }
+}

@@ -1,0 +1,17 @@
+/// An error a dialect renders in its own envelope: a code from the seeds' list and a message naming the field.
+public struct APIError: Error, Sendable, Hashable {
+    /// The code in the body: 401, 402, 404, 413, 422, 429, 455, 500, 501, 505.
+    public var code: Int
+    public var message: String
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public static func unauthorized(_ message: String) -> APIError { APIError(code: 401, message: message) }
+    public static func notFound(_ message: String) -> APIError { APIError(code: 404, message: message) }
+    public static func validation(_ message: String) -> APIError { APIError(code: 422, message: message) }
+    public static func tooLarge(_ message: String) -> APIError { APIError(code: 413, message: message) }
+    public static func `internal`(_ message: String) -> APIError { APIError(code: 500, message: message) }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import KlingAPI
+
+/// How one wire dialect spells its envelopes and finds its API key.
+public protocol Dialect: Sendable {
+    /// Stable name stored with tasks created through it (`market`, `crun`).
+    static var name: String { get }
+    /// The key the caller presented, or `nil` when none.
+    static func apiKey(from request: Request) -> String?
+    /// The dialect's error envelope for `error`.
+    static func errorBody(_ error: APIError) -> JSONValue
+}
+
+extension Dialect {
+    /// A JSON response with the HTTP status mirroring `code` (455/501/505 sent as themselves).
+    static func response(code: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
+        JSONResponse.make(status: code, body: body, headers: headers)
+    }
+
+    static func errorResponse(_ error: APIError) -> Response {
+        response(code: error.code, body: errorBody(error))
+    }
+}
+
+/// Encodes JSON responses.
+enum JSONResponse {
+    static func make(status: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(
+            status: HTTPResponse.Status(code: status, reasonPhrase: reasonPhrase(status)),
+            headers: fields,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    static func reasonPhrase(_ code: Int) -> String {
+        switch code {
+        case 200: "OK"
+        case 401: "Unauthorized"
+        case 402: "Payment Required"
+        case 404: "Not Found"
+        case 413: "Content Too Large"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 455: "Maintenance"
+        case 500: "Internal Server Error"
+        case 501: "Generation Failed"
+        case 505: "Feature Disabled"
+        default: "Error"
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Hummingbird
+import KlingCore
+import Logging
+import NIOCore
+
+/// The outermost middleware of a dialect's routes: renders every error in that dialect's envelope, never a bare 500.
+struct DialectErrorMiddleware<D: Dialect>: RouterMiddleware {
+    typealias Context = KlingRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return D.errorResponse(error)
+        } catch is NIOTooManyBytesError {
+            return D.errorResponse(.tooLarge("body: request body is larger than 1 MiB"))
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return D.errorResponse(.tooLarge("body: request body is larger than 1 MiB"))
+        } catch let error as HTTPError {
+            return D.errorResponse(APIError(code: error.status.code, message: error.body ?? error.status.reasonPhrase))
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+            return D.errorResponse(.internal("internal server error"))
+        }
+    }
+}
+
+/// Authenticates the dialect's API key and puts the account in the context.
+struct APIKeyAuthMiddleware<D: Dialect>: RouterMiddleware {
+    typealias Context = KlingRequestContext
+    let tasks: TaskService
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let key = D.apiKey(from: request), !key.isEmpty else {
+            throw APIError.unauthorized("missing API key")
+        }
+        guard let account = try await tasks.authenticate(apiKey: key) else {
+            throw APIError.unauthorized("invalid API key")
+        }
+        var context = context
+        context.account = account
+        return try await next(request, context)
+    }
+}

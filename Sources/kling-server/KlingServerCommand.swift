@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import KlingCore
+import KlingPreview
+import KlingSQLite
+import KlingServer
+import Logging
+
+/// `kling-server`: runs the platform and administers its accounts.
+@main
+struct KlingServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kling-server",
+        abstract: "KlingKit: a self-hostable, Kling 3.0 compatible video generation server.",
+        subcommands: [Serve.self, Accounts.self, Keys.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Options every command shares: where the data lives.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Data directory (SQLite file and results). Env: KLING_DATA_DIR. Default: ./data")
+    var dataDirectory: String?
+
+    var resolvedDataDirectory: URL {
+        let path = dataDirectory ?? ProcessInfo.processInfo.environment["KLING_DATA_DIR"] ?? "data"
+        return URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
+    }
+
+    func openStore() throws -> SQLiteTaskStore {
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = resolvedDataDirectory
+        return try SQLiteTaskStore.sqlite(path: configuration.databasePath)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server and its workers (the default command).")
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Port to listen on. Env: KLING_PORT. Default: 8080") var port: Int?
+    @Option(help: "Address to bind. Env: KLING_HOST. Default: 127.0.0.1") var host: String?
+    @Option(help: "Concurrent renders in this process; 0 runs an API-only process. Env: KLING_WORKERS. Default: 1") var workers: Int?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = data.resolvedDataDirectory
+        configuration.port = try port ?? environment["KLING_PORT"].map { try Self.integer($0, name: "KLING_PORT") } ?? 8080
+        configuration.host = host ?? environment["KLING_HOST"] ?? "127.0.0.1"
+        configuration.workers = try workers ?? environment["KLING_WORKERS"].map { try Self.integer($0, name: "KLING_WORKERS") } ?? 1
+        configuration.publicURL = environment["KLING_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let lease = environment["KLING_LEASE_SECONDS"] {
+            configuration.leaseDuration = .seconds(try Self.integer(lease, name: "KLING_LEASE_SECONDS"))
+        }
+        if let poll = environment["KLING_POLL_MS"] {
+            configuration.pollInterval = .milliseconds(try Self.integer(poll, name: "KLING_POLL_MS"))
+        }
+        guard configuration.workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "kling-server")
+        logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        let store = try data.openStore()
+        if let key = try await AccountService(store: store).bootstrapIfEmpty() {
+            let url = configuration.publicURL ?? "http://localhost:\(configuration.port)"
+            print(
+                """
+                Created the development account "dev" with this API key (shown once; keep it):
+
+                    \(key)
+
+                Try it:
+
+                    curl -s \(url)/api/v1/jobs/createTask \\
+                      -H 'Authorization: Bearer \(key)' -H 'Content-Type: application/json' \\
+                      -d '{"model":"kling-3.0/video","input":{"prompt":"A red fox runs through snow at dawn","duration":"5","mode":"std","sound":true}}'
+
+                    curl -s '\(url)/api/v1/jobs/recordInfo?taskId=TASK_ID' -H 'Authorization: Bearer \(key)'
+
+                """)
+        }
+        let engine = PreviewEngine(fetcher: HTTPInputFetcher())
+        let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
+        try await app.runService()
+    }
+
+    static func integer(_ text: String, name: String) throws -> Int {
+        guard let value = Int(text) else { throw ValidationError("\(name) must be a whole number, not \(text)") }
+        return value
+    }
+}
+
+struct Accounts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage accounts.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an account.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Account name") var name: String
+
+        func run() async throws {
+            let account = try await AccountService(store: data.openStore()).createAccount(name: name)
+            print("created account \(account.name) (\(account.id))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts.")
+        @OptionGroup var data: DataOptions
+
+        func run() async throws {
+            for account in try await AccountService(store: data.openStore()).accounts() {
+                print("\(account.name)\t\(account.id)")
+            }
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue an API key; it is printed once, alone on the last line.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Account that owns the key") var account: String
+
+        func run() async throws {
+            let (key, record) = try await AccountService(store: data.openStore()).createKey(accountName: account)
+            print("created key \(record.id) for account \(account); store it now, it is not shown again:")
+            print(key)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an account's keys (prefixes only).")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Account") var account: String
+
+        func run() async throws {
+            for key in try await AccountService(store: data.openStore()).keys(accountName: account) {
+                print("\(key.id)\t\(key.prefix)…\t\(key.revokedAt == nil ? "active" : "revoked")")
+            }
+        }
+    }
+}

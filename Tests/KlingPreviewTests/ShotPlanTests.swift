@@ -1,0 +1,36 @@
+import KlingAPI
+@testable import KlingPreview
+import Testing
+
+@Suite("Shot planning and sizes")
+struct ShotPlanTests {
+    @Test(arguments: [(3, "One. Two. Three. Four."), (15, "A long first sentence about a city at night. Short. Then a chase, a jump, a fall. End."), (7, "no punctuation at all"), (4, "a, b, c, d, e, f, g, h")])
+    func intelligenceSplitSumsToTheDurationWithAtLeastOneSecondEach(_ seconds: Int, _ prompt: String) {
+        let shots = ShotPlan.split(prompt, seconds: seconds)
+        #expect(shots.map(\.1).reduce(0, +) == seconds)
+        #expect(shots.allSatisfy { $0.1 >= 1 })
+        #expect(shots.count <= 6 && shots.count <= seconds)
+        #expect(ShotPlan.split(prompt, seconds: seconds).map(\.0) == shots.map(\.0), "deterministic")
+    }
+
+    @Test func customizeShotsStartAtTheirBoundaries() {
+        let request = GenerationRequest(multiShot: true, shotType: .customize, shots: [.init(prompt: "a", duration: 2), .init(prompt: "b", duration: 3)], duration: 5, imageURLs: ["https://x/a.png"]).normalized()
+        let plan = ShotPlan(request: request)
+        #expect(plan.shots.map(\.startFrame) == [0, 48])
+        #expect(plan.totalFrames == 120)
+    }
+
+    @Test func sizesFollowModeAndAspect() {
+        #expect(FrameSize.forAspect(.landscape, mode: .std) == FrameSize(width: 1280, height: 720))
+        #expect(FrameSize.forAspect(.portrait, mode: .pro) == FrameSize(width: 1080, height: 1920))
+        #expect(FrameSize.forAspect(nil, mode: .fourK) == FrameSize(width: 2160, height: 2160))
+        #expect(FrameSize.forImage(width: 640, height: 480, mode: .std) == FrameSize(width: 1280, height: 960))
+        #expect(FrameSize.forImage(width: 1000, height: 2000, mode: .pro) == FrameSize(width: 960, height: 1920))
+        #expect(FrameSize.forImage(width: 500, height: 500, mode: .pro) == FrameSize(width: 1080, height: 1080))
+    }
+
+    @Test func findsQuotedDialogue() {
+        #expect(SpeechSynthesizer.dialogue(in: #"She says "Hello there" and he answers “Hi”."#) == "Hello there. Hi")
+        #expect(SpeechSynthesizer.dialogue(in: "no dialogue") == nil)
+    }
+}

@@ -1,0 +1,149 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Drives the real `kling-server` binary as a separate process.
+struct ServerProcess {
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["KLING_SERVER_BIN"] { return URL(fileURLWithPath: path) }
+        // Tests/KlingServerTests/RestartTests.swift → package root → .build/debug/kling-server
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/kling-server")
+    }
+
+    /// Runs an admin command to completion and returns its standard output.
+    static func admin(_ arguments: [String], dataDirectory: URL) throws -> String {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments + ["--data-dir", dataDirectory.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CommandFailed(arguments: arguments, status: process.terminationStatus) }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    struct CommandFailed: Error { let arguments: [String]; let status: Int32 }
+
+    let process: Process
+
+    /// Starts `serve` on `port`; waits until it answers.
+    static func serve(port: Int, dataDirectory: URL, environment: [String: String] = [:]) async throws -> ServerProcess {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory.path]
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        env["KLING_LOG_LEVEL"] = "warning"
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let server = ServerProcess(process: process)
+        for _ in 0..<100 {
+            if (try? await HTTP.get("http://127.0.0.1:\(port)/healthz").status) == 200 { return server }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        server.kill()
+        throw CommandFailed(arguments: ["serve"], status: -1)
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func terminate() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+/// Plain HTTP calls to a server process, over AsyncHTTPClient.
+enum HTTP {
+    struct Answer { let status: Int; let json: [String: Any] }
+
+    static func get(_ url: String, headers: [(String, String)] = []) async throws -> Answer {
+        try await send(url, method: .GET, headers: headers, body: nil)
+    }
+
+    static func post(_ url: String, headers: [(String, String)] = [], body: String) async throws -> Answer {
+        try await send(url, method: .POST, headers: headers + [("Content-Type", "application/json")], body: body)
+    }
+
+    private static func send(_ url: String, method: HTTPMethod, headers: [(String, String)], body: String?) async throws -> Answer {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+        return Answer(status: Int(response.status.code), json: json)
+    }
+}
+
+@Suite("Restart safety", .serialized)
+struct RestartTests {
+    static func freePort() -> Int { Int.random(in: 20_000...40_000) }
+
+    @Test func adminCommandsPrintTheKeyAloneOnTheLastLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-admin-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try ServerProcess.admin(["accounts", "create", "carol"], dataDirectory: directory)
+        let output = try ServerProcess.admin(["keys", "create", "--account", "carol"], dataDirectory: directory)
+        let lastLine = output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(lastLine.hasPrefix("kk_"))
+        #expect(lastLine.count > 40)
+        #expect(!lastLine.contains(" "))
+        #expect(throws: ServerProcess.CommandFailed.self) {
+            try ServerProcess.admin(["accounts", "create", "carol"], dataDirectory: directory)
+        }
+    }
+
+    @Test func taskAcceptedBeforeSIGKILLCompletesAfterRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-restart-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try ServerProcess.admin(["accounts", "create", "dana"], dataDirectory: directory)
+        let key = try #require(
+            try ServerProcess.admin(["keys", "create", "--account", "dana"], dataDirectory: directory).split(separator: "\n").last.map(String.init))
+        let port = Self.freePort()
+        let environment = ["KLING_LEASE_SECONDS": "2", "KLING_POLL_MS": "100"]
+        let base = "http://127.0.0.1:\(port)"
+        let auth = [("Authorization", "Bearer \(key)")]
+
+        var server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
+        var ids: [String] = []
+        for index in 0..<3 {
+            let body = #"{"model":"kling-3.0/video","input":{"prompt":"restart test \#(index)","duration":"8","mode":"std","sound":true}}"#
+            let created = try await HTTP.post("\(base)/api/v1/jobs/createTask", headers: auth, body: body)
+            ids.append(try #require((created.json["data"] as? [String: Any])?["taskId"] as? String))
+        }
+        // Wait until the first task is rendering, then kill the server without warning.
+        for _ in 0..<100 {
+            let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(ids[0])", headers: auth)
+            if (info.json["data"] as? [String: Any])?["state"] as? String == "generating" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        server.kill()
+
+        server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
+        defer { server.kill() }
+        for id in ids {
+            var state = ""
+            var data: [String: Any] = [:]
+            for _ in 0..<600 {
+                data = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth).json["data"] as? [String: Any] ?? [:]
+                state = data["state"] as? String ?? ""
+                if state == "success" || state == "fail" { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(state == "success", "task \(id): \(data)")
+        }
+        #expect(server.terminate() == 0, "SIGTERM drains and exits cleanly")
+    }
+}

@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import KlingAPI
+import KlingCore
+import KlingPreview
+import KlingSQLite
+import KlingServer
+import Logging
+import NIOCore
+import Testing
+
+/// A real server on loopback with a fresh SQLite file, one account per test, and small request helpers.
+struct TestServer {
+    let directory: URL
+    let store: SQLiteTaskStore
+    let configuration: ServerConfiguration
+    /// Key of account "alice".
+    let key: String
+    /// Key of account "bob" (for tenant isolation).
+    let otherKey: String
+
+    static func make(workers: Int = 0) async throws -> TestServer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-test-\(UUID().uuidString)", isDirectory: true)
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = directory
+        configuration.port = 0
+        configuration.workers = workers
+        configuration.pollInterval = .milliseconds(100)
+        let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
+        let accounts = AccountService(store: store)
+        _ = try await accounts.createAccount(name: "alice")
+        _ = try await accounts.createAccount(name: "bob")
+        let key = try await accounts.createKey(accountName: "alice").key
+        let otherKey = try await accounts.createKey(accountName: "bob").key
+        return TestServer(directory: directory, store: store, configuration: configuration, key: key, otherKey: otherKey)
+    }
+
+    /// Runs `body` against the live application, then removes the data directory.
+    func run<T: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let engine = PreviewEngine(fetcher: HTTPInputFetcher())
+        let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
+        return try await app.test(.ahc(.http), body)
+    }
+
+    func totalTasks() async throws -> Int {
+        try await store.taskCounts().values.reduce(0, +)
+    }
+}
+
+/// Which dialect a request speaks.
+enum TestDialect: String, Sendable, CustomTestStringConvertible {
+    case market, crun
+
+    var testDescription: String { rawValue }
+    var createPath: String { self == .market ? "/api/v1/jobs/createTask" : "/api/v1/client/job/CreateTask" }
+    func queryPath(_ id: String) -> String {
+        self == .market ? "/api/v1/jobs/recordInfo?taskId=\(id)" : "/api/v1/client/job/TaskInfo?task_id=\(id)"
+    }
+    var messageKey: String { self == .market ? "msg" : "message" }
+    var idKey: String { self == .market ? "taskId" : "task_id" }
+
+    func headers(key: String?) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if let key {
+            if self == .market {
+                fields[.authorization] = "Bearer \(key)"
+            } else {
+                fields[HTTPField.Name("x-api-key")!] = key
+            }
+        }
+        return fields
+    }
+}
+
+/// A decoded JSON answer.
+struct JSONAnswer {
+    let status: Int
+    let object: [String: Any]
+    let raw: String
+
+    init(_ response: TestResponse) {
+        status = response.status.code
+        raw = String(buffer: response.body)
+        object = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] ?? [:]
+    }
+
+    var code: Int? { object["code"] as? Int }
+    var data: [String: Any]? { object["data"] as? [String: Any] }
+    func message(_ dialect: TestDialect) -> String { object[dialect.messageKey] as? String ?? "" }
+}
+
+extension TestClientProtocol {
+    func create(_ dialect: TestDialect, body: String, key: String?) async throws -> JSONAnswer {
+        try await execute(
+            uri: dialect.createPath, method: .post, headers: dialect.headers(key: key), body: ByteBuffer(string: body)
+        ) { JSONAnswer($0) }
+    }
+
+    func query(_ dialect: TestDialect, id: String, key: String?) async throws -> JSONAnswer {
+        try await execute(uri: dialect.queryPath(id), method: .get, headers: dialect.headers(key: key)) { JSONAnswer($0) }
+    }
+
+    /// Polls until the task is terminal (or the deadline passes) and returns the last answer.
+    func waitForTerminal(_ dialect: TestDialect, id: String, key: String, timeout: Duration = .seconds(120)) async throws -> JSONAnswer {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let answer = try await query(dialect, id: id, key: key)
+            let state = answer.data?[dialect == .market ? "state" : "status"] as? String ?? ""
+            if ["success", "fail", "failed"].contains(state) || ContinuousClock.now > deadline { return answer }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import KlingAPI
+import KlingCore
+import KlingSQLite
+import Testing
+
+/// The behaviour every `TaskStore` must show; runs against each backend (SQLite now, PostgreSQL later).
+@Suite("TaskStore behaviour")
+struct TaskStoreBehaviourTests {
+    /// Backends under test, each with a fresh database.
+    static func makeStores() throws -> [(String, any TaskStore, URL)] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-store-\(UUID().uuidString)")
+        return [("sqlite", try SQLiteTaskStore.sqlite(path: directory.appendingPathComponent("t.sqlite").path), directory)]
+    }
+
+    func withStores(_ body: (any TaskStore) async throws -> Void) async throws {
+        for (_, store, directory) in try Self.makeStores() {
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try await body(store)
+        }
+    }
+
+    func queuedTask(_ store: any TaskStore, account: Account, id: String, createdAt: Int64) async throws {
+        let request = GenerationRequest(prompt: "p", duration: 3, mode: .std).normalized()
+        try await store.insert(
+            TaskRecord(id: id, accountID: account.id, dialect: "market", model: "kling-3.0", request: request, params: "{}",
+                       createdAt: createdAt, updatedAt: createdAt))
+    }
+
+    @Test func accountNamesAreUnique() async throws {
+        try await withStores { store in
+            _ = try await store.createAccount(name: "a", now: 1)
+            await #expect(throws: StoreError.self) { _ = try await store.createAccount(name: "a", now: 2) }
+        }
+    }
+
+    @Test func keysResolveToTheirAccountAndRevokedOrUnknownKeysDoNot() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            try await store.addAPIKey(APIKeyRecord(id: "k1", accountID: account.id, hash: APIKeys.hash("secret"), prefix: "sec", createdAt: 1))
+            try await store.addAPIKey(APIKeyRecord(id: "k2", accountID: account.id, hash: APIKeys.hash("old"), prefix: "old", createdAt: 1, revokedAt: 2))
+            #expect(try await store.account(forKeyHash: APIKeys.hash("secret"))?.id == account.id)
+            #expect(try await store.account(forKeyHash: APIKeys.hash("old")) == nil)
+            #expect(try await store.account(forKeyHash: APIKeys.hash("nope")) == nil)
+        }
+    }
+
+    @Test func tasksAreVisibleOnlyToTheirOwner() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", now: 1)
+            let bob = try await store.createAccount(name: "bob", now: 1)
+            try await queuedTask(store, account: alice, id: "t1", createdAt: 10)
+            #expect(try await store.task(id: "t1", accountID: alice.id)?.request.prompt == "p")
+            #expect(try await store.task(id: "t1", accountID: bob.id) == nil)
+        }
+    }
+
+    @Test func claimsOldestFirstAndFencesStaleClaims() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            try await queuedTask(store, account: account, id: "late", createdAt: 20)
+            try await queuedTask(store, account: account, id: "early", createdAt: 10)
+            let first = try #require(try await store.claimNext(worker: "w1", engine: "preview", now: 100, leaseUntil: 200, maxAttempts: 3))
+            #expect(first.id == "early")
+            #expect(first.state == .running && first.attempts == 1 && first.engine == "preview")
+            let second = try #require(try await store.claimNext(worker: "w2", engine: "preview", now: 100, leaseUntil: 200, maxAttempts: 3))
+            #expect(second.id == "late")
+            #expect(try await store.claimNext(worker: "w3", engine: "preview", now: 100, leaseUntil: 200, maxAttempts: 3) == nil)
+
+            // The lease of "early" expires; another worker takes it over with attempt 2.
+            let retaken = try #require(try await store.claimNext(worker: "w3", engine: "preview", now: 201, leaseUntil: 300, maxAttempts: 3))
+            #expect(retaken.id == "early" && retaken.attempts == 2)
+            // The first worker's late writes are refused.
+            #expect(try await store.updateProgress(taskID: "early", attempt: 1, progress: 50, now: 202) == false)
+            #expect(try await store.complete(taskID: "early", attempt: 1, result: Self.result, now: 202) == false)
+            #expect(try await store.heartbeat(taskID: "early", attempt: 1, leaseUntil: 400, now: 202) == false)
+            // The current owner's are accepted.
+            #expect(try await store.updateProgress(taskID: "early", attempt: 2, progress: 40, now: 203))
+            #expect(try await store.complete(taskID: "early", attempt: 2, result: Self.result, now: 204))
+            let done = try #require(try await store.task(id: "early"))
+            #expect(done.state == .succeeded && done.progress == 100 && done.result == Self.result && done.completedAt == 204)
+            #expect(done.startedAt == 100)
+            // Terminal tasks cannot be changed any more.
+            #expect(try await store.fail(taskID: "early", attempt: 2, failure: TaskFailure(code: 501, message: "x"), now: 205) == false)
+        }
+    }
+
+    @Test func progressNeverGoesBackwards() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            try await queuedTask(store, account: account, id: "t", createdAt: 1)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
+            _ = try await store.updateProgress(taskID: "t", attempt: 1, progress: 60, now: 3)
+            _ = try await store.updateProgress(taskID: "t", attempt: 1, progress: 30, now: 4)
+            #expect(try await store.task(id: "t")?.progress == 60)
+        }
+    }
+
+    @Test func abandonedTaskFailsAfterMaxAttempts() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            try await queuedTask(store, account: account, id: "t", createdAt: 1)
+            var now: Int64 = 10
+            for attempt in 1...3 {
+                let claimed = try #require(try await store.claimNext(worker: "w\(attempt)", engine: "preview", now: now, leaseUntil: now + 5, maxAttempts: 3))
+                #expect(claimed.attempts == attempt)
+                now += 10  // the worker dies; its lease runs out
+            }
+            #expect(try await store.claimNext(worker: "w4", engine: "preview", now: now, leaseUntil: now + 5, maxAttempts: 3) == nil)
+            let failed = try #require(try await store.task(id: "t"))
+            #expect(failed.state == .failed)
+            #expect(failed.failure?.code == 500)
+            #expect(failed.failure?.message.contains("3 attempts") == true)
+        }
+    }
+
+    @Test func releasedTaskIsQueuedAgain() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            try await queuedTask(store, account: account, id: "t", createdAt: 1)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
+            #expect(try await store.release(taskID: "t", attempt: 1, now: 3))
+            #expect(try await store.taskCounts()[.queued] == 1)
+            let again = try #require(try await store.claimNext(worker: "w", engine: "preview", now: 4, leaseUntil: 100, maxAttempts: 3))
+            #expect(again.attempts == 2)
+        }
+    }
+
+    @Test func concurrentClaimsNeverHandOutTheSameTaskTwice() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            for index in 0..<40 { try await queuedTask(store, account: account, id: "t\(index)", createdAt: Int64(index)) }
+            let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var ids: [String] = []
+                        while let task = try await store.claimNext(worker: "w\(worker)", engine: "preview", now: 1000, leaseUntil: 9000, maxAttempts: 3) {
+                            ids.append(task.id)
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(claimed.count == 40)
+            #expect(Set(claimed).count == 40)
+        }
+    }
+
+    static let result = TaskResult(videoPath: "results/t/video.mp4", coverPath: "results/t/cover.jpg", width: 1280, height: 720, durationSeconds: 3, hasAudio: true)
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
+# SQLite headers. Skips apt when everything is already there.
+set -euo pipefail
+packages=(ffmpeg espeak-ng fonts-dejavu-core libsqlite3-dev wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "Swift 6.2 or later is required (https://swift.org/install)"; exit 1; }
