@@ -93,7 +93,11 @@ let package = Package(
         .testTarget(name: "KlingStoreTests", dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KlingPreviewTests",
-            dependencies: ["KlingPreview", "KlingCore"],
+            dependencies: [
+                "KlingPreview", "KlingCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

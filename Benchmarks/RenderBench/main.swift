@@ -40,7 +40,9 @@ print("| size | duration | preview render (s) | bare x264 encode (s) | ratio | p
 print("|---|---|---|---|---|---|")
 for (mode, width, height) in [(GenerationRequest.Mode.std, 1280, 720), (.pro, 1920, 1080)] {
     for seconds in [5, 15] {
-        var request = GenerationRequest(prompt: "A lighthouse on a cliff at dusk. \"Keep the light burning,\" she says.", duration: seconds, aspectRatio: .landscape, mode: mode, audio: true)
+        var request = GenerationRequest(
+            prompt: "A lighthouse on a cliff at dusk. \"Keep the light burning,\" she says.", duration: seconds, aspectRatio: .landscape, mode: mode,
+            audio: true)
         request = request.normalized()
         var renders: [Double] = []
         var bares: [Double] = []
@@ -50,10 +52,16 @@ for (mode, width, height) in [(GenerationRequest.Mode.std, 1280, 720), (.pro, 19
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             let job = RenderJob(taskID: "bench", request: request, outputDirectory: out, scratchDirectory: scratch)
             renders.append(try await time { _ = try await engine.render(job) { _ in } })
-            bares.append(try await time { try bareEncode(width: width, height: height, seconds: seconds, preset: preset, to: out.appendingPathComponent("bare.mp4")) })
+            bares.append(
+                try await time {
+                    try bareEncode(width: width, height: height, seconds: seconds, preset: preset, to: out.appendingPathComponent("bare.mp4"))
+                })
         }
         let render = renders.sorted()[renders.count / 2]
         let bare = bares.sorted()[bares.count / 2]
-        print(String(format: "| %dx%d | %d s | %.2f | %.2f | %.2fx | %.3f |", width, height, seconds, render, bare, render / bare, render / Double(seconds)))
+        print(
+            String(
+                format: "| %dx%d | %d s | %.2f | %.2f | %.2fx | %.3f |", width, height, seconds, render, bare, render / bare, render / Double(seconds)
+            ))
     }
 }

@@ -90,7 +90,10 @@ public struct PreviewEngine: VideoEngine {
         }
         let cover = try await ProcessRunner.run(
             configuration.ffmpeg,
-            ["-nostdin", "-v", "error", "-y", "-i", "video.mp4", "-frames:v", "1", "-q:v", "3", "-fflags", "+bitexact", "-flags:v", "+bitexact", "cover.jpg"],
+            [
+                "-nostdin", "-v", "error", "-y", "-i", "video.mp4", "-frames:v", "1", "-q:v", "3", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                "cover.jpg",
+            ],
             in: scratch)
         guard cover.succeeded else {
             throw EngineError.renderFailed("ffmpeg failed making the cover: \(ProcessRunner.reason(cover.standardError))")

@@ -1,4 +1,6 @@
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import KlingAPI
 import KlingCore
 import KlingPreview
@@ -7,16 +9,18 @@ import Testing
 /// Renders real requests with ffmpeg and checks the files with ffprobe and ffmpeg filters.
 @Suite("Preview engine renders")
 struct PreviewEngineTests {
-    /// Inputs served by a real HTTP server on loopback (python3's http.server, standing in for a client's host).
-    static let inputs = InputServer()
-
     func render(_ request: GenerationRequest, progress: @escaping @Sendable (Int) async -> Void = { _ in }) async throws -> (RenderOutput, URL) {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("kling-preview-\(UUID().uuidString)")
         let job = RenderJob(
             taskID: "t", request: request.normalized(), outputDirectory: root.appendingPathComponent("out"),
             scratchDirectory: root.appendingPathComponent("tmp"))
-        let output = try await PreviewEngine(fetcher: HTTPInputFetcher()).render(job, progress: progress)
-        return (output, root)
+        do {
+            let output = try await PreviewEngine(fetcher: HTTPInputFetcher()).render(job, progress: progress)
+            return (output, root)
+        } catch {
+            try? FileManager.default.removeItem(at: root)
+            throw error
+        }
     }
 
     @Test(arguments: [
@@ -25,8 +29,11 @@ struct PreviewEngineTests {
         (.std, nil, 720, 720),
         (.pro, .square, 1080, 1080),
     ])
-    func sizeAndFrameCountFollowModeAspectAndDuration(_ mode: GenerationRequest.Mode, _ aspect: GenerationRequest.AspectRatio?, _ width: Int, _ height: Int) async throws {
-        let (output, root) = try await render(GenerationRequest(prompt: "a quiet harbour", duration: 3, aspectRatio: aspect, mode: mode, audio: false))
+    func sizeAndFrameCountFollowModeAspectAndDuration(
+        _ mode: GenerationRequest.Mode, _ aspect: GenerationRequest.AspectRatio?, _ width: Int, _ height: Int
+    ) async throws {
+        let (output, root) = try await render(
+            GenerationRequest(prompt: "a quiet harbour", duration: 3, aspectRatio: aspect, mode: mode, audio: false))
         defer { try? FileManager.default.removeItem(at: root) }
         let probe = try MediaProbe(output.videoFile)
         #expect(probe.width == width && probe.height == height)
@@ -39,7 +46,8 @@ struct PreviewEngineTests {
     }
 
     @Test func audioTrackIsAACStereoOfTheVideosExactLength() async throws {
-        let (output, root) = try await render(GenerationRequest(prompt: #"A café. "Good morning," says the waiter."#, duration: 4, mode: .std, audio: true))
+        let (output, root) = try await render(
+            GenerationRequest(prompt: #"A café. "Good morning," says the waiter."#, duration: 4, mode: .std, audio: true))
         defer { try? FileManager.default.removeItem(at: root) }
         let probe = try MediaProbe(output.videoFile)
         #expect(probe.audioCodec == "aac")
@@ -51,27 +59,31 @@ struct PreviewEngineTests {
     }
 
     @Test func multiShotCutsExactlyAtShotBoundaries() async throws {
-        let request = GenerationRequest(
-            multiShot: true, shotType: .customize,
-            shots: [.init(prompt: "red desert at noon", duration: 1), .init(prompt: "blue ocean at night", duration: 2)],
-            duration: 3, mode: .std, imageURLs: [Self.inputs.url("start.png")])
-        let (output, root) = try await render(request)
-        defer { try? FileManager.default.removeItem(at: root) }
-        #expect(try MediaProbe(output.videoFile).frames == 72)
-        // Scene change scores: the largest jump must be at frame 24, the shot boundary.
-        let scores = try FrameStatistics.sceneScores(output.videoFile)
-        let cut = scores.enumerated().max { $0.element < $1.element }?.offset
-        #expect(cut == 24, "largest scene change at frame \(cut ?? -1)")
+        try await InputServer.with { inputs in
+            let request = GenerationRequest(
+                multiShot: true, shotType: .customize,
+                shots: [.init(prompt: "red desert at noon", duration: 1), .init(prompt: "blue ocean at night", duration: 2)],
+                duration: 3, mode: .std, imageURLs: [inputs.url("start.png")])
+            let (output, root) = try await render(request)
+            defer { try? FileManager.default.removeItem(at: root) }
+            #expect(try MediaProbe(output.videoFile).frames == 72)
+            // Scene change scores: the largest jump must be at frame 24, the shot boundary.
+            let scores = try FrameStatistics.sceneScores(output.videoFile)
+            let cut = scores.enumerated().max { $0.element < $1.element }?.offset
+            #expect(cut == 24, "largest scene change at frame \(cut ?? -1)")
+        }
     }
 
     @Test func firstFrameImageOpensTheVideo() async throws {
-        let request = GenerationRequest(prompt: "the test card slowly comes alive", duration: 3, mode: .std, imageURLs: [Self.inputs.url("start.png")])
-        let (output, root) = try await render(request)
-        defer { try? FileManager.default.removeItem(at: root) }
-        let probe = try MediaProbe(output.videoFile)
-        #expect(probe.width == 1280 && probe.height == 960, "a 4:3 image gives a 4:3 video")
-        let ssim = try FrameStatistics.ssimOfFirstFrame(output.videoFile, against: Self.inputs.file("start.png"), width: 1280, height: 960)
-        #expect(ssim > 0.8, "SSIM of frame 0 against the image: \(ssim)")
+        try await InputServer.with { inputs in
+            let request = GenerationRequest(prompt: "the test card slowly comes alive", duration: 3, mode: .std, imageURLs: [inputs.url("start.png")])
+            let (output, root) = try await render(request)
+            defer { try? FileManager.default.removeItem(at: root) }
+            let probe = try MediaProbe(output.videoFile)
+            #expect(probe.width == 1280 && probe.height == 960, "a 4:3 image gives a 4:3 video")
+            let ssim = try FrameStatistics.ssimOfFirstFrame(output.videoFile, against: inputs.file("start.png"), width: 1280, height: 960)
+            #expect(ssim > 0.8, "SSIM of frame 0 against the image: \(ssim)")
+        }
     }
 
     @Test func sameRequestGivesTheSameBytes() async throws {
@@ -106,33 +118,39 @@ struct PreviewEngineTests {
     }
 
     @Test func fileThatIsNotAnImageFailsWithCode422NamingTheField() async throws {
-        let request = GenerationRequest(prompt: "p", duration: 3, mode: .std, imageURLs: [Self.inputs.url("not-an-image.png")])
-        do {
-            _ = try await render(request)
-            Issue.record("expected a failure")
-        } catch let error as EngineError {
-            #expect(error.code == 422)
-            #expect(error.message.hasPrefix("image_urls[0]:"))
+        try await InputServer.with { inputs in
+            let request = GenerationRequest(prompt: "p", duration: 3, mode: .std, imageURLs: [inputs.url("not-an-image.png")])
+            do {
+                _ = try await render(request)
+                Issue.record("expected a failure")
+            } catch let error as EngineError {
+                #expect(error.code == 422)
+                #expect(error.message.hasPrefix("image_urls[0]:"))
+            }
         }
     }
 
     @Test func fetcherAbortsDownloadsOverTheByteLimit() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kling-fetch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
-        do {
-            try await HTTPInputFetcher().fetch(Self.inputs.url("start.png"), field: "image_urls[0]", maxBytes: 100, to: file)
-            Issue.record("expected the limit to stop the download")
-        } catch let error as EngineError {
-            #expect(error.code == 422)
-            #expect(error.message.contains("limit"))
+        try await InputServer.with { inputs in
+            do {
+                try await HTTPInputFetcher().fetch(inputs.url("start.png"), field: "image_urls[0]", maxBytes: 100, to: file)
+                Issue.record("expected the limit to stop the download")
+            } catch let error as EngineError {
+                #expect(error.code == 422)
+                #expect(error.message.contains("limit"))
+            }
         }
     }
 
     @Test func fetcherReportsHTTPErrors() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kling-fetch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
-        await #expect(throws: EngineError.self) {
-            try await HTTPInputFetcher().fetch(Self.inputs.url("missing.png"), field: "image_urls[1]", maxBytes: 1000, to: file)
+        try await InputServer.with { inputs in
+            await #expect(throws: EngineError.self) {
+                try await HTTPInputFetcher().fetch(inputs.url("missing.png"), field: "image_urls[1]", maxBytes: 1000, to: file)
+            }
         }
     }
 }
@@ -142,27 +160,24 @@ actor ProgressLog {
     func add(_ value: Int) { values.append(value) }
 }
 
-/// Serves generated test inputs from a folder with python3's http.server on a loopback port.
-final class InputServer: Sendable {
+/// Test inputs served by a real HTTP server on loopback (Hummingbird), standing in for a client's image host.
+struct InputServer: Sendable {
     let directory: URL
     let port: Int
-    private let process: Process
 
-    init() {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-inputs-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        _ = try? Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1", directory.appendingPathComponent("start.png").path])
-        try? Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
-        port = Int.random(in: 41_000...49_000)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
-        for _ in 0..<50 {
-            if (try? Tool.run("python3", ["-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 1)"])) != nil { break }
-            Thread.sleep(forTimeInterval: 0.1)
+    static func with(_ body: @Sendable (InputServer) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-inputs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Tool.run(
+            "ffmpeg",
+            ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1", directory.appendingPathComponent("start.png").path])
+        try Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
+        let router = Router()
+        router.add(middleware: FileMiddleware(directory.path))
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body(InputServer(directory: directory, port: try #require(client.port)))
         }
     }
 
@@ -223,7 +238,8 @@ struct MediaProbe {
 enum FrameStatistics {
     /// Scene-change score of every frame (index = frame number).
     static func sceneScores(_ file: URL) throws -> [Double] {
-        let output = try Tool.run("ffmpeg", ["-v", "info", "-i", file.path, "-vf", "select='gte(scene,0)',metadata=print:key=lavfi.scene_score", "-an", "-f", "null", "-"])
+        let output = try Tool.run(
+            "ffmpeg", ["-v", "info", "-i", file.path, "-vf", "select='gte(scene,0)',metadata=print:key=lavfi.scene_score", "-an", "-f", "null", "-"])
         return output.split(separator: "\n").compactMap { line in
             guard let range = line.range(of: "lavfi.scene_score=") else { return nil }
             return Double(line[range.upperBound...].trimmingCharacters(in: .whitespaces))
@@ -232,10 +248,12 @@ enum FrameStatistics {
 
     /// SSIM of the video's first frame against an image scaled to the video's size.
     static func ssimOfFirstFrame(_ video: URL, against image: URL, width: Int, height: Int) throws -> Double {
-        let output = try Tool.run("ffmpeg", [
-            "-v", "info", "-i", video.path, "-i", image.path, "-filter_complex",
-            "[0:v]trim=end_frame=1,format=yuv420p[a];[1:v]scale=\(width):\(height),format=yuv420p[b];[a][b]ssim", "-f", "null", "-",
-        ])
+        let output = try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "info", "-i", video.path, "-i", image.path, "-filter_complex",
+                "[0:v]trim=end_frame=1,format=yuv420p[a];[1:v]scale=\(width):\(height),format=yuv420p[b];[a][b]ssim", "-f", "null", "-",
+            ])
         guard let range = output.range(of: "All:") else { return 0 }
         let number = output[range.upperBound...].prefix { $0 == "." || $0.isNumber }
         return Double(number) ?? 0

@@ -1,10 +1,14 @@
 import KlingAPI
-@testable import KlingPreview
 import Testing
+
+@testable import KlingPreview
 
 @Suite("Shot planning and sizes")
 struct ShotPlanTests {
-    @Test(arguments: [(3, "One. Two. Three. Four."), (15, "A long first sentence about a city at night. Short. Then a chase, a jump, a fall. End."), (7, "no punctuation at all"), (4, "a, b, c, d, e, f, g, h")])
+    @Test(arguments: [
+        (3, "One. Two. Three. Four."), (15, "A long first sentence about a city at night. Short. Then a chase, a jump, a fall. End."),
+        (7, "no punctuation at all"), (4, "a, b, c, d, e, f, g, h"),
+    ])
     func intelligenceSplitSumsToTheDurationWithAtLeastOneSecondEach(_ seconds: Int, _ prompt: String) {
         let shots = ShotPlan.split(prompt, seconds: seconds)
         #expect(shots.map(\.1).reduce(0, +) == seconds)
@@ -14,7 +18,10 @@ struct ShotPlanTests {
     }
 
     @Test func customizeShotsStartAtTheirBoundaries() {
-        let request = GenerationRequest(multiShot: true, shotType: .customize, shots: [.init(prompt: "a", duration: 2), .init(prompt: "b", duration: 3)], duration: 5, imageURLs: ["https://x/a.png"]).normalized()
+        let request = GenerationRequest(
+            multiShot: true, shotType: .customize, shots: [.init(prompt: "a", duration: 2), .init(prompt: "b", duration: 3)], duration: 5,
+            imageURLs: ["https://x/a.png"]
+        ).normalized()
         let plan = ShotPlan(request: request)
         #expect(plan.shots.map(\.startFrame) == [0, 48])
         #expect(plan.totalFrames == 120)

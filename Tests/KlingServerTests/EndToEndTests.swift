@@ -10,7 +10,8 @@ struct EndToEndTests {
     @Test func marketTextToVideoWithAudioProducesAPlayableMP4() async throws {
         let server = try await TestServer.make(workers: 1)
         try await server.run { client in
-            let body = #"{"model":"kling-3.0/video","input":{"prompt":"A lighthouse at dusk, waves \"Hello there\" she says","duration":"3","mode":"std","aspect_ratio":"16:9","sound":true}}"#
+            let body =
+                #"{"model":"kling-3.0/video","input":{"prompt":"A lighthouse at dusk, waves \"Hello there\" she says","duration":"3","mode":"std","aspect_ratio":"16:9","sound":true}}"#
             let created = try await client.create(.market, body: body, key: server.key)
             #expect(created.status == 200, "\(created.raw)")
             let id = try #require(created.data?["taskId"] as? String)
@@ -78,7 +79,8 @@ struct EndToEndTests {
         let server = try await TestServer.make(workers: 1)
         try await server.run { client in
             // Nothing listens on port 9 (discard) on loopback.
-            let body = #"{"model":"kling-3.0/video","input":{"prompt":"p","duration":"3","mode":"std","image_urls":["http://127.0.0.1:9/missing.png"]}}"#
+            let body =
+                #"{"model":"kling-3.0/video","input":{"prompt":"p","duration":"3","mode":"std","image_urls":["http://127.0.0.1:9/missing.png"]}}"#
             let created = try await client.create(.market, body: body, key: server.key)
             let id = try #require(created.data?["taskId"] as? String)
             let done = try await client.waitForTerminal(.market, id: id, key: server.key)

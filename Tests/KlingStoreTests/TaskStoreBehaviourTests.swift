@@ -23,8 +23,9 @@ struct TaskStoreBehaviourTests {
     func queuedTask(_ store: any TaskStore, account: Account, id: String, createdAt: Int64) async throws {
         let request = GenerationRequest(prompt: "p", duration: 3, mode: .std).normalized()
         try await store.insert(
-            TaskRecord(id: id, accountID: account.id, dialect: "market", model: "kling-3.0", request: request, params: "{}",
-                       createdAt: createdAt, updatedAt: createdAt))
+            TaskRecord(
+                id: id, accountID: account.id, dialect: "market", model: "kling-3.0", request: request, params: "{}",
+                createdAt: createdAt, updatedAt: createdAt))
     }
 
     @Test func accountNamesAreUnique() async throws {
@@ -38,7 +39,8 @@ struct TaskStoreBehaviourTests {
         try await withStores { store in
             let account = try await store.createAccount(name: "a", now: 1)
             try await store.addAPIKey(APIKeyRecord(id: "k1", accountID: account.id, hash: APIKeys.hash("secret"), prefix: "sec", createdAt: 1))
-            try await store.addAPIKey(APIKeyRecord(id: "k2", accountID: account.id, hash: APIKeys.hash("old"), prefix: "old", createdAt: 1, revokedAt: 2))
+            try await store.addAPIKey(
+                APIKeyRecord(id: "k2", accountID: account.id, hash: APIKeys.hash("old"), prefix: "old", createdAt: 1, revokedAt: 2))
             #expect(try await store.account(forKeyHash: APIKeys.hash("secret"))?.id == account.id)
             #expect(try await store.account(forKeyHash: APIKeys.hash("old")) == nil)
             #expect(try await store.account(forKeyHash: APIKeys.hash("nope")) == nil)
@@ -102,7 +104,8 @@ struct TaskStoreBehaviourTests {
             try await queuedTask(store, account: account, id: "t", createdAt: 1)
             var now: Int64 = 10
             for attempt in 1...3 {
-                let claimed = try #require(try await store.claimNext(worker: "w\(attempt)", engine: "preview", now: now, leaseUntil: now + 5, maxAttempts: 3))
+                let claimed = try #require(
+                    try await store.claimNext(worker: "w\(attempt)", engine: "preview", now: now, leaseUntil: now + 5, maxAttempts: 3))
                 #expect(claimed.attempts == attempt)
                 now += 10  // the worker dies; its lease runs out
             }
@@ -134,7 +137,9 @@ struct TaskStoreBehaviourTests {
                 for worker in 0..<8 {
                     group.addTask {
                         var ids: [String] = []
-                        while let task = try await store.claimNext(worker: "w\(worker)", engine: "preview", now: 1000, leaseUntil: 9000, maxAttempts: 3) {
+                        while let task = try await store.claimNext(
+                            worker: "w\(worker)", engine: "preview", now: 1000, leaseUntil: 9000, maxAttempts: 3)
+                        {
                             ids.append(task.id)
                         }
                         return ids
@@ -147,5 +152,6 @@ struct TaskStoreBehaviourTests {
         }
     }
 
-    static let result = TaskResult(videoPath: "results/t/video.mp4", coverPath: "results/t/cover.jpg", width: 1280, height: 720, durationSeconds: 3, hasAudio: true)
+    static let result = TaskResult(
+        videoPath: "results/t/video.mp4", coverPath: "results/t/cover.jpg", width: 1280, height: 720, durationSeconds: 3, hasAudio: true)
 }

@@ -50,7 +50,8 @@ struct FilterGraphBuilder {
             let frames = shot.frames
             var base: String
             if index == 0, let firstIndex {
-                base = "[\(firstIndex):v]scale=\(w):\(h),setsar=1,format=yuv420p,"
+                base =
+                    "[\(firstIndex):v]scale=\(w):\(h),setsar=1,format=yuv420p,"
                     + "zoompan=z='1+0.10*on/\(frames)':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=\(frames):s=\(w)x\(h):fps=24,"
                     + "trim=end_frame=\(frames),setpts=PTS-STARTPTS"
                 if let lastIndex, plan.shots.count == 1 {
@@ -60,16 +61,19 @@ struct FilterGraphBuilder {
                     chains.append(base + "[first\(index)]")
                     chains.append(
                         "[\(lastIndex):v]scale=\(w):\(h),setsar=1,format=yuv420p,loop=loop=\(frames - 1):size=1:start=0,setpts=N/24/TB[last\(index)]")
-                    base = "[first\(index)][last\(index)]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=\(Self.seconds(offset)),"
+                    base =
+                        "[first\(index)][last\(index)]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=\(Self.seconds(offset)),"
                         + "trim=end_frame=\(frames),setpts=PTS-STARTPTS"
                 }
             } else {
                 let look = looks[index]
-                base = "color=c=\(look.background):s=\(w)x\(h):r=24,trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
+                base =
+                    "color=c=\(look.background):s=\(w)x\(h):r=24,trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
                     + "drawbox=x='mod(t*\(look.speedX * w / 1280)\\,iw)':y='ih/4+mod(t*\(look.speedY * h / 720)\\,ih/2)':w=iw/5:h=ih/5:color=\(look.accent)@0.85:t=fill,"
                     + "drawbox=x='iw-mod(t*\(look.speedY * w / 1280)\\,iw)':y=ih/8:w=iw/9:h=ih/9:color=\(look.accent)@0.5:t=fill"
             }
-            let caption = "drawtext=\(font):textfile=\(captionFiles[index]):expansion=none:fontcolor=white:fontsize=\(fontSize)"
+            let caption =
+                "drawtext=\(font):textfile=\(captionFiles[index]):expansion=none:fontcolor=white:fontsize=\(fontSize)"
                 + ":line_spacing=\(fontSize / 4):x=(w-text_w)/2:y=h-text_h-\(h / 14):box=1:boxcolor=black@0.55:boxborderw=\(fontSize / 2)"
             chains.append("\(base),\(caption)[s\(index)]")
         }

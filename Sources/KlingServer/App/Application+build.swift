@@ -36,7 +36,8 @@ public func buildApplication(
         services: [worker],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }
-            logger.info("kling-server listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "engine": "\(engine.name)"])
+            logger.info(
+                "kling-server listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "engine": "\(engine.name)"])
         },
         logger: logger
     )
