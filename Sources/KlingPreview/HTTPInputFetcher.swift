@@ -2,30 +2,37 @@ import AsyncHTTPClient
 import Foundation
 import KlingCore
 import NIOCore
-import NIOHTTP1
 
 /// Downloads user-supplied input URLs (http and https only) to files, streaming with a hard byte limit and a total timeout.
 public struct HTTPInputFetcher: InputFetching {
     /// Fetch limits.
     public struct Configuration: Sendable {
-        /// Total time allowed for one download.
+        /// Total time allowed for one download, from connecting to the last byte. Default 30 s.
         public var timeout: Duration = .seconds(30)
 
         public init() {}
     }
 
-    /// One client for the process's lifetime: at most 3 redirects, no cycles, 10 s to connect.
+    private let client: HTTPClient
+    private let configuration: Configuration
+
+    /// One client for the process's lifetime: at most 5 redirects and no cycles, 10 s to connect (failed connection
+    /// attempts are retried within that), no decompression (the byte limit counts what arrives).
     static let sharedClient = HTTPClient(
         eventLoopGroup: HTTPClient.defaultEventLoopGroup,
         configuration: HTTPClient.Configuration(
             redirectConfiguration: .follow(max: 3, allowCycles: false),
-            timeout: .init(connect: .seconds(10), read: .seconds(30))))
+            timeout: .init(connect: .seconds(10), read: .seconds(30)),
+            decompression: .disabled))
 
-    private let client: HTTPClient
-    private let configuration: Configuration
-
+    /// Uses a process-wide client  that is never shut down.
     public init(configuration: Configuration = .init()) {
-        self.client = Self.sharedClient
+        self.init(configuration: configuration, client: Self.sharedClient)
+    }
+
+    /// Uses `client`, which the caller owns and shuts down.
+    public init(configuration: Configuration = .init(), client: HTTPClient) {
+        self.client = client
         self.configuration = configuration
     }
 
@@ -35,15 +42,37 @@ public struct HTTPInputFetcher: InputFetching {
         else {
             throw EngineError.badInput("\(field): \(url) is not an http or https URL")
         }
-        // Where private-address refusal (SSRF protection) will check the resolved address before connecting.
+        // Private-address refusal (SSRF protection) belongs here: resolve the host, refuse loopback, private,
+        // link-local and unique-local addresses, and apply the same check to every redirect target.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await download(url, field: field, maxBytes: maxBytes, to: destination)
+                }
+                group.addTask { [timeout = configuration.timeout] in
+                    try await Task.sleep(for: timeout)
+                    throw EngineError.badInput("\(field): could not fetch \(url): timed out after \(timeout)")
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: destination)
+            try Task.checkCancellation()
+            throw error
+        }
+    }
+
+    /// Streams the body of `url` into `destination`, stopping as soon as more than `maxBytes` arrive.
+    private func download(_ url: String, field: String, maxBytes: Int, to destination: URL) async throws {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
-        request.headers.add(name: "User-Agent", value: "KlingKit/1.0 (+input fetcher)")
+        request.headers.add(name: "User-Agent", value: "KlingKit/1.0 (input fetcher)")
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(request, timeout: .init(configuration.timeout))
+            response = try await client.execute(request, timeout: .seconds(Int64(configuration.timeout.components.seconds)))
         } catch {
-            throw EngineError.badInput("\(field): could not fetch \(url): \(Self.describe(error))")
+            throw Self.failure(field, url, error)
         }
         guard (200..<300).contains(response.status.code) else {
             throw EngineError.badInput("\(field): could not fetch \(url): HTTP \(response.status.code)")
@@ -68,15 +97,18 @@ public struct HTTPInputFetcher: InputFetching {
         } catch let error as EngineError {
             throw error
         } catch {
-            throw EngineError.badInput("\(field): could not fetch \(url): \(Self.describe(error))")
+            throw Self.failure(field, url, error)
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            if error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout { return "timed out" }
-            return "\(error)"
+    private static func failure(_ field: String, _ url: String, _ error: any Error) -> any Error {
+        if error is CancellationError || (error as? HTTPClientError) == .cancelled { return CancellationError() }
+        let reason: String
+        switch error as? HTTPClientError {
+        case .deadlineExceeded?, .readTimeout?, .connectTimeout?: reason = "timed out"
+        case let error?: reason = "\(error)"
+        case nil: reason = String(describing: error)
         }
-        return String(describing: error)
+        return EngineError.badInput("\(field): could not fetch \(url): \(reason)")
     }
 }

@@ -36,6 +36,45 @@ struct ShotPlanTests {
         #expect(FrameSize.forImage(width: 500, height: 500, mode: .pro) == FrameSize(width: 1080, height: 1080))
     }
 
+    @Test func customizeShotsThatDoNotSumAreSharedOutOverTheDuration() {
+        let request = GenerationRequest(
+            multiShot: true, shotType: .customize, shots: [.init(prompt: "a", duration: 2), .init(prompt: "b", duration: 2)], duration: 6)
+        #expect(ShotPlan(request: request).shots.map(\.frames) == [72, 72])
+    }
+
+    @Test func sentencesSplitOnlyAtWordEnds() {
+        let shots = ShotPlan.split("It costs 3.5 dollars. Then it rains.", seconds: 4)
+        #expect(shots.map(\.0) == ["It costs 3.5 dollars.", "Then it rains."])
+        #expect(ShotPlan.split("wind, rain; thunder", seconds: 3).map(\.0) == ["wind,", "rain;", "thunder"])
+    }
+
+    @Test func elementMentionsMatchWholeNames() {
+        #expect(ShotPlan.mentions("@cat sleeps", name: "cat"))
+        #expect(ShotPlan.mentions("look at @cat.", name: "cat"))
+        #expect(!ShotPlan.mentions("@caterpillar eats", name: "cat"))
+        #expect(!ShotPlan.mentions("cat sleeps", name: "cat"))
+    }
+
+    @Test func neighbouringShotsAlternateDarkAndLight() {
+        let dark = PreviewLook(prompt: "same", index: 0), light = PreviewLook(prompt: "same", index: 1)
+        #expect(dark.background != light.background)
+        #expect(PreviewLook(prompt: "same", index: 0) == dark, "deterministic")
+        #expect(StableHash.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+    }
+
+    @Test func captionsWrapToTheFrameWidth() {
+        let text = Array(repeating: "word", count: 200).joined(separator: " ")
+        let wrapped = CaptionText.wrap(text, width: 720, height: 720)
+        #expect(wrapped.split(separator: "\n").count == 3)
+        #expect(wrapped.hasSuffix("…"))
+        #expect(CaptionText.wrap("", width: 720, height: 720) == " ")
+    }
+
+    @Test func filterValuesAreEscapedForOptionAndGraphParsers() {
+        #expect(FilterGraphBuilder.escape("/fonts/a:b,c.ttf") == #"/fonts/a\\:b\,c.ttf"#)
+        #expect(FilterGraphBuilder.escape("/plain/DejaVuSans.ttf") == "/plain/DejaVuSans.ttf")
+    }
+
     @Test func findsQuotedDialogue() {
         #expect(SpeechSynthesizer.dialogue(in: #"She says "Hello there" and he answers “Hi”."#) == "Hello there. Hi")
         #expect(SpeechSynthesizer.dialogue(in: "no dialogue") == nil)

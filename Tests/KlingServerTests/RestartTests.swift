@@ -124,11 +124,16 @@ struct RestartTests {
             ids.append(try #require((created.json["data"] as? [String: Any])?["taskId"] as? String))
         }
         // Wait until the first task is rendering, then kill the server without warning.
+        var sawRendering = false
         for _ in 0..<100 {
             let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(ids[0])", headers: auth)
-            if (info.json["data"] as? [String: Any])?["state"] as? String == "generating" { break }
-            try await Task.sleep(for: .milliseconds(100))
+            if (info.json["data"] as? [String: Any])?["state"] as? String == "generating" {
+                sawRendering = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
         }
+        #expect(sawRendering, "the first task should have been rendering when the server was killed")
         server.kill()
 
         server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
@@ -145,5 +150,34 @@ struct RestartTests {
             #expect(state == "success", "task \(id): \(data)")
         }
         #expect(server.terminate() == 0, "SIGTERM drains and exits cleanly")
+    }
+
+    @Test func sigtermLetsTheRenderInFlightFinishBeforeExiting() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-drain-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try ServerProcess.admin(["accounts", "create", "erin"], dataDirectory: directory)
+        let key = try #require(
+            try ServerProcess.admin(["keys", "create", "--account", "erin"], dataDirectory: directory).split(separator: "\n").last.map(String.init))
+        let port = Self.freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let auth = [("Authorization", "Bearer \(key)")]
+        let server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: ["KLING_POLL_MS": "50"])
+        let body = #"{"model":"kling-3.0/video","input":{"prompt":"drain test","duration":"10","mode":"std","sound":true}}"#
+        let created = try await HTTP.post("\(base)/api/v1/jobs/createTask", headers: auth, body: body)
+        let id = try #require((created.json["data"] as? [String: Any])?["taskId"] as? String)
+        var state = ""
+        for _ in 0..<200 where state != "generating" {
+            let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth)
+            state = (info.json["data"] as? [String: Any])?["state"] as? String ?? ""
+            if state != "generating" { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(state == "generating")
+        #expect(server.terminate() == 0)
+
+        // An API-only process renders nothing, so a finished task proves the first process drained it.
+        let reader = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: ["KLING_WORKERS": "0"])
+        defer { reader.kill() }
+        let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth)
+        #expect((info.json["data"] as? [String: Any])?["state"] as? String == "success", "\(info.json)")
     }
 }

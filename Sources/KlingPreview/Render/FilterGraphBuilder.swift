@@ -1,123 +1,265 @@
 import Foundation
 
-/// Builds the one ffmpeg invocation that renders a preview: inputs, the filter graph and output options.
+/// Builds the one ffmpeg invocation that renders a preview: inputs, the filter graph and both outputs (video, cover).
 ///
-/// The video is built to an exact frame count by construction (each shot trimmed to whole frames, then concatenated);
-/// audio is cut in samples. File names are relative to the working directory (the scratch folder), so no path ever
-/// needs escaping inside the graph.
-struct FilterGraphBuilder {
-    struct Still: Sendable {
+/// The video is built to an exact frame count by construction: every shot is trimmed to whole frames and the shots are
+/// concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
+/// pieces (never whole streams). Audio is cut in samples. File names in the graph are relative to the working directory
+/// (the scratch folder), so no path ever needs escaping inside the graph; caption text comes from files
+/// (`textfile=` with `expansion=none`), so prompts need no escaping either.
+struct FilterGraphBuilder: Sendable {
+    /// An image input: a file in the scratch folder and the ffmpeg demuxer that reads it.
+    struct Still: Sendable, Hashable {
         var file: String
+        var demuxer: String
+    }
+
+    /// An element image overlaid (with its name) in the shots that mention it.
+    struct ElementOverlay: Sendable, Hashable {
+        var image: Still
+        /// Text file holding the element's name.
+        var labelFile: String
+        /// Indices of the shots that show it.
+        var shots: [Int]
     }
 
     var size: FrameSize
     var plan: ShotPlan
     var looks: [PreviewLook]
-    /// Caption text file per shot (relative names).
+    /// Caption text file per shot.
     var captionFiles: [String]
+    /// Text file of the fixed "KlingKit preview" label.
     var labelFile: String
+    /// Font for all text; `nil` lets fontconfig pick its default sans.
     var fontFile: String?
     var firstFrame: Still?
     var lastFrame: Still?
+    var elements: [ElementOverlay] = []
     var audio: Bool
-    /// Speech WAV per shot index (relative names).
-    var speech: [Int: String]
+    /// Speech WAV per shot index.
+    var speech: [Int: String] = [:]
     var audioSeed: UInt64
     var preset: String
+    var threads: Int
 
+    static let fps = 24
     static let sampleRate = 48_000
+    /// How much larger than the frame a still is pre-scaled, leaving room for the camera to pan.
+    static let overscan = 1.10
 
-    func arguments(output: String) -> [String] {
+    /// The full argument list (without progress options) writing the MP4 to `video` and the JPEG to `cover`.
+    func arguments(video: String, cover: String) -> [String] {
         var inputs: [String] = []
         var inputCount = 0
-        func addInput(_ file: String) -> Int {
-            inputs += ["-i", file]
+        func addInput(_ options: [String]) -> Int {
+            inputs += options
             defer { inputCount += 1 }
             return inputCount
         }
-        let firstIndex = firstFrame.map { addInput($0.file) }
-        let lastIndex = lastFrame.map { addInput($0.file) }
+        func addStill(_ still: Still) -> Int {
+            addInput(["-f", still.demuxer, "-framerate", "\(Self.fps)", "-i", still.file])
+        }
+        let firstInput = firstFrame.map(addStill)
+        let lastInput = lastFrame.map(addStill)
+        let shown = elementsShown()
+        let elementInputs = elements.indices.map { index in
+            shown.contains { $0.contains(index) } ? addStill(elements[index].image) : nil
+        }
         var speechInputs: [(shot: Int, input: Int)] = []
         for shot in speech.keys.sorted() {
-            if let file = speech[shot] { speechInputs.append((shot, addInput(file))) }
+            if let file = speech[shot] { speechInputs.append((shot, addInput(["-i", file]))) }
         }
 
         var chains: [String] = []
-        let w = size.width, h = size.height
-        let fontSize = max(18, h / 24)
-        let font = fontFile.map { "fontfile=\($0)" } ?? "font=Sans"
+        chains += elementChains(inputs: elementInputs, shown: shown)
         for (index, shot) in plan.shots.enumerated() {
-            let frames = shot.frames
-            var base: String
-            if index == 0, let firstIndex {
-                base =
-                    "[\(firstIndex):v]scale=\(w):\(h),setsar=1,format=yuv420p,"
-                    + "zoompan=z='1+0.10*on/\(frames)':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=\(frames):s=\(w)x\(h):fps=24,"
-                    + "trim=end_frame=\(frames),setpts=PTS-STARTPTS"
-                if let lastIndex, plan.shots.count == 1 {
-                    let fade = min(24, frames / 3)
-                    let hold = min(12, frames / 4)
-                    let offset = frames - fade - hold
-                    chains.append(base + "[first\(index)]")
-                    chains.append(
-                        "[\(lastIndex):v]scale=\(w):\(h),setsar=1,format=yuv420p,loop=loop=\(frames - 1):size=1:start=0,setpts=N/24/TB[last\(index)]")
-                    base =
-                        "[first\(index)][last\(index)]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=\(Self.seconds(offset)),"
-                        + "trim=end_frame=\(frames),setpts=PTS-STARTPTS"
+            var segment: String
+            if index == 0, let firstInput {
+                if let lastInput, plan.shots.count == 1 {
+                    chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, look: looks[index])
+                    segment = "[dissolved]null"
+                } else {
+                    segment = stillClip(input: firstInput, frames: shot.frames, look: looks[index], endsCentred: false)
                 }
             } else {
-                let look = looks[index]
-                base =
-                    "color=c=\(look.background):s=\(w)x\(h):r=24,trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
-                    + "drawbox=x='mod(t*\(look.speedX * w / 1280)\\,iw)':y='ih/4+mod(t*\(look.speedY * h / 720)\\,ih/2)':w=iw/5:h=ih/5:color=\(look.accent)@0.85:t=fill,"
-                    + "drawbox=x='iw-mod(t*\(look.speedY * w / 1280)\\,iw)':y=ih/8:w=iw/9:h=ih/9:color=\(look.accent)@0.5:t=fill"
+                segment = colourClip(look: looks[index], frames: shot.frames)
             }
-            let caption =
-                "drawtext=\(font):textfile=\(captionFiles[index]):expansion=none:fontcolor=white:fontsize=\(fontSize)"
-                + ":line_spacing=\(fontSize / 4):x=(w-text_w)/2:y=h-text_h-\(h / 14):box=1:boxcolor=black@0.55:boxborderw=\(fontSize / 2)"
-            chains.append("\(base),\(caption)[s\(index)]")
+            if !shown[index].isEmpty {
+                chains.append("\(segment)[shot\(index)bare]")
+                var current = "shot\(index)bare"
+                for (slot, element) in shown[index].enumerated() {
+                    let next = "shot\(index)el\(slot)"
+                    chains.append(
+                        "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
+                            + ":eof_action=repeat[\(next)]")
+                    current = next
+                }
+                segment = "[\(current)]null"
+            }
+            chains.append("\(segment),\(captionFilter(file: captionFiles[index]))[s\(index)]")
         }
+        let labelSize = max(14, size.height / 40)
         let shotLabels = plan.shots.indices.map { "[s\($0)]" }.joined()
-        let labelSize = max(14, h / 40)
         chains.append(
             "\(shotLabels)concat=n=\(plan.shots.count):v=1:a=0,"
-                + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize):x=\(labelSize):y=\(labelSize)"
-                + ":box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),format=yuv420p[v]")
+                + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
+                + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
+                + "format=yuv420p,split=2[v][coversource]")
+        // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
+        chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
+        if audio { chains += audioChains(speechInputs: speechInputs) }
 
-        var maps = ["-map", "[v]"]
-        var audioOptions: [String] = []
+        var videoOutput = ["-map", "[v]"] + (audio ? ["-map", "[a]"] : [])
+        videoOutput += [
+            "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
+            "-flags:v", "+bitexact",
+        ]
         if audio {
-            let totalSamples = plan.totalFrames * Self.sampleRate / 24
-            let seconds = Double(plan.totalFrames) / 24 + 1
-            chains.append(
-                "anoisesrc=color=brown:seed=\(audioSeed % 2_147_483_647):amplitude=0.05:sample_rate=\(Self.sampleRate):duration=\(seconds),"
-                    + "lowpass=f=500,volume=0.6[bed]")
-            var mixInputs = "[bed]"
-            for (shot, input) in speechInputs {
-                let window = plan.shots[shot]
-                let startSamples = window.startFrame * Self.sampleRate / 24 + Self.sampleRate / 5
-                let maxSamples = max(1, window.frames * Self.sampleRate / 24 - Self.sampleRate / 5 - Self.sampleRate / 10)
-                chains.append(
-                    "[\(input):a]aresample=\(Self.sampleRate),aformat=sample_fmts=fltp:channel_layouts=mono,atrim=end_sample=\(maxSamples),"
-                        + "adelay=delays=\(startSamples)S:all=1[sp\(shot)]")
-                mixInputs += "[sp\(shot)]"
-            }
-            chains.append(
-                "\(mixInputs)amix=inputs=\(speechInputs.count + 1):duration=first:normalize=0,atrim=end_sample=\(totalSamples),"
-                    + "aformat=sample_fmts=fltp:sample_rates=\(Self.sampleRate):channel_layouts=stereo[a]")
-            maps += ["-map", "[a]"]
-            audioOptions = ["-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact"]
+            videoOutput += ["-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact"]
         }
-
-        return ["-nostdin", "-v", "error", "-y", "-threads", "2"] + inputs
+        videoOutput += ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
+        let coverOutput = [
+            "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
+            "-map_metadata", "-1", "-f", "mjpeg", cover,
+        ]
+        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs
             + ["-filter_complex", chains.joined(separator: ";\n")]
-            + maps
-            + ["-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-r", "24", "-flags:v", "+bitexact"]
-            + audioOptions
-            + ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", output]
+            + videoOutput + coverOutput
     }
+
+    // MARK: - Video pieces
+
+    private var font: String { fontFile.map { "fontfile=\(Self.escape($0))" } ?? "font=Sans" }
+    private var margin: Int { max(8, size.height / 30) / 2 * 2 }
+
+    /// A generated shot: the look's background with shapes moving across it.
+    private func colourClip(look: PreviewLook, frames: Int) -> String {
+        let w = size.width, h = size.height
+        let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
+        return "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
+            + "drawbox=x='mod(t*\(speedX),iw+iw/5)-iw/5':y='ih/4+mod(t*\(speedY),ih/2)':w=iw/5:h=ih/5"
+            + ":color=\(look.accent)@0.9:t=fill,"
+            + "drawbox=x='iw-mod(t*\(speedY * 2),iw+iw/9)':y=ih/8:w=iw/9:h=ih/9:color=\(look.accent)@0.6:t=fill,"
+            + "drawbox=x='iw/2+iw/3*sin(t*\(look.speedX % 5 + 1)/3)':y='ih*3/5+ih/8*cos(t)':w=ih/12:h=ih/12"
+            + ":color=white@0.5:t=fill"
+    }
+
+    /// A still image held for `frames` frames with a camera pan over a pre-scaled copy: starting from the centred
+    /// framing (so the shot opens on the image) or, with `endsCentred`, arriving at it (so the video ends on it).
+    private func stillClip(input: Int, frames: Int, look: PreviewLook, endsCentred: Bool) -> String {
+        let w = size.width, h = size.height
+        let big = FrameSize(width: Self.even(Double(w) * Self.overscan), height: Self.even(Double(h) * Self.overscan))
+        let last = max(1, frames - 1)
+        let progress = endsCentred ? "(1-n/\(last))" : "(n/\(last))"
+        return "[\(input):v]scale=\(big.width):\(big.height):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+            + "pad=\(big.width):\(big.height):(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p,"
+            + "tpad=stop_mode=clone:stop=\(frames - 1),settb=1/\(Self.fps),setpts=N,"
+            + "crop=\(w):\(h):x='(iw-ow)/2*(1+\(look.panX)*\(progress))':y='(ih-oh)/2*(1+\(look.panY)*\(progress))'"
+    }
+
+    /// First image, then a cross-dissolve to the last image in the latter part, holding the last image at the end.
+    /// Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `dissolved`.
+    private func dissolveChains(first: Int, last: Int, frames: Int, look: PreviewLook) -> [String] {
+        let fade = frames >= 72 ? 24 : 12
+        let hold = min(24, (frames - fade) / 4)
+        let cut = frames - fade - hold
+        var reversed = look
+        reversed.panX = -look.panX
+        reversed.panY = -look.panY
+        return [
+            stillClip(input: first, frames: cut + fade, look: look, endsCentred: false) + ",split=2[firsta][firstb]",
+            "[firsta]trim=end_frame=\(cut)[firsthead]",
+            "[firstb]trim=start_frame=\(cut),setpts=PTS-STARTPTS[firsttail]",
+            stillClip(input: last, frames: frames - cut, look: reversed, endsCentred: true) + ",split=2[lasta][lastb]",
+            "[lasta]trim=end_frame=\(fade)[lasthead]",
+            "[lastb]trim=start_frame=\(fade),setpts=PTS-STARTPTS[lastbody]",
+            "[firsttail][lasthead]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=0[crossfade]",
+            "[firsthead][crossfade][lastbody]concat=n=3:v=1:a=0[dissolved]",
+        ]
+    }
+
+    private func captionFilter(file: String) -> String {
+        let fontSize = CaptionText.fontSize(height: size.height)
+        return "drawtext=\(font):textfile=\(file):expansion=none:fontcolor=white:fontsize=\(fontSize)"
+            + ":line_spacing=\(fontSize / 4):x=(w-text_w)/2:y=h-text_h-\(size.height / 14)"
+            + ":box=1:boxcolor=black@0.55:boxborderw=\(fontSize / 2)"
+    }
+
+    // MARK: - Elements
+
+    private var elementThumb: Int { Self.even(Double(size.height) / 6) }
+    private var elementLabelSize: Int { max(12, size.height / 45) }
+    private var elementBorder: Int { max(2, size.height / 360) }
+    private var elementLabelHeight: Int { Self.even(Double(elementLabelSize) * 1.6) }
+    private var elementSlotHeight: Int { elementThumb + elementLabelHeight + 2 * elementBorder }
+    /// Element slots down the right edge, keeping clear of the caption.
+    private var maxElementSlots: Int { max(1, (size.height * 13 / 20 - margin) / (elementSlotHeight + margin)) }
+
+    /// For each shot, the elements it shows (in request order, as many as there are slots).
+    private func elementsShown() -> [[Int]] {
+        plan.shots.indices.map { shot in
+            Array(elements.indices.filter { elements[$0].shots.contains(shot) }.prefix(maxElementSlots))
+        }
+    }
+
+    /// Each shown element image scaled into a labelled thumbnail, split once per shot that shows it (`el<i>for<shot>`).
+    private func elementChains(inputs: [Int?], shown: [[Int]]) -> [String] {
+        zip(elements.indices, inputs).compactMap { index, input in
+            let shots = shown.indices.filter { shown[$0].contains(index) }
+            guard let input, !shots.isEmpty else { return nil }
+            let b = elementBorder, t = elementThumb, label = elementLabelHeight
+            let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
+            return "[\(input):v]scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
+                + "format=yuv420p,pad=iw+\(2 * b):ih+\(label + 2 * b):\(b):\(b):color=0x101010,"
+                + "drawtext=\(font):textfile=\(elements[index].labelFile):expansion=none:fontcolor=white"
+                + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2,"
+                + "split=\(shots.count)\(outputs)"
+        }
+    }
+
+    // MARK: - Audio
+
+    /// A quiet brown-noise bed plus each shot's speech inside its window, mixed and cut to the exact sample count.
+    private func audioChains(speechInputs: [(shot: Int, input: Int)]) -> [String] {
+        let rate = Self.sampleRate
+        let totalSamples = plan.totalFrames * rate / Self.fps
+        var chains = [
+            "anoisesrc=color=brown:seed=\(audioSeed % 2_147_483_647):amplitude=0.05:sample_rate=\(rate),"
+                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,"
+                + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono[bed]"
+        ]
+        var mixInputs = "[bed]"
+        for (shot, input) in speechInputs {
+            let window = plan.shots[shot]
+            let lead = rate / 5
+            let start = window.startFrame * rate / Self.fps + lead
+            let room = max(1, window.frames * rate / Self.fps - lead - rate / 10)
+            chains.append(
+                "[\(input):a]aresample=\(rate),aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono,"
+                    + "atrim=end_sample=\(room),adelay=delays=\(start)S:all=1[speech\(shot)]")
+            mixInputs += "[speech\(shot)]"
+        }
+        chains.append(
+            "\(mixInputs)amix=inputs=\(speechInputs.count + 1):duration=first:normalize=0,"
+                + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=stereo,atrim=end_sample=\(totalSamples)[a]")
+        return chains
+    }
+
+    // MARK: - Helpers
 
     static func seconds(_ frames: Int) -> String {
-        String(format: "%.6f", Double(frames) / 24)
+        String(format: "%.6f", Double(frames) / Double(fps))
     }
+
+    /// Escapes a filter option value twice: for the option parser (backslash, colon, quote), then for the graph
+    /// parser (backslash, comma, semicolon, brackets, quote).
+    static func escape(_ value: String) -> String {
+        func escaping(_ text: String, _ special: Set<Character>) -> String {
+            String(text.flatMap { special.contains($0) ? ["\\", $0] : [$0] })
+        }
+        return escaping(escaping(value, ["\\", ":", "'"]), ["\\", ",", ";", "[", "]", "'"])
+    }
+
+    /// Rounds to the nearest even number, at least 2.
+    static func even(_ value: Double) -> Int { max(2, Int((value / 2).rounded()) * 2) }
 }

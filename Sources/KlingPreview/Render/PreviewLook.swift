@@ -1,36 +1,52 @@
-/// A shot's deterministic look, seeded from its prompt: background and accent colours and motion speeds.
+/// A shot's deterministic look, seeded from its prompt: colours, shape motion and camera direction.
+///
+/// Neighbouring shots alternate between a dark and a light background, so every cut is a strong change in brightness
+/// even when two prompts happen to hash to similar hues.
 struct PreviewLook: Sendable, Hashable {
+    /// Background colour, `0xRRGGBB`.
     var background: String
+    /// Colour of the moving shapes, `0xRRGGBB`.
     var accent: String
+    /// Shape speeds in pixels per second at 1280x720 (scaled to the frame size).
     var speedX: Int
     var speedY: Int
+    /// Camera pan direction over a still, each component -1, 0 or 1 (never both 0).
+    var panX: Int
+    var panY: Int
 
-    init(prompt: String) {
-        let hash = Self.fnv1a(prompt)
-        func colour(_ shift: UInt64, dark: Bool) -> String {
-            let r = Int((hash >> shift) & 0xff), g = Int((hash >> (shift + 8)) & 0xff), b = Int((hash >> (shift + 16)) & 0xff)
-            let scale = dark ? 0.55 : 1.0
-            let floor = dark ? 20 : 110
-            func channel(_ value: Int) -> Int { floor + Int(Double(value) * scale) * (255 - floor) / 255 }
-            let hex = [channel(r), channel(g), channel(b)].map { value -> String in
-                let text = String(min(255, value), radix: 16)
-                return text.count == 1 ? "0" + text : text
-            }.joined()
-            return "0x" + hex
-        }
-        background = colour(0, dark: true)
-        accent = colour(24, dark: false)
-        speedX = 60 + Int((hash >> 48) % 240)
-        speedY = 40 + Int((hash >> 56) % 160)
+    init(prompt: String, index: Int) {
+        let hash = StableHash.fnv1a(prompt)
+        let hue = Double(hash % 360)
+        let light = index % 2 == 1
+        background = Self.hex(hue: hue, saturation: 0.55, value: light ? 0.82 : 0.30)
+        accent = Self.hex(hue: (hue + 150).truncatingRemainder(dividingBy: 360), saturation: 0.7, value: light ? 0.35 : 0.95)
+        speedX = 60 + Int((hash >> 16) % 240)
+        speedY = 40 + Int((hash >> 32) % 160)
+        let directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+        let direction = directions[Int((hash >> 48) % UInt64(directions.count))]
+        (panX, panY) = direction
     }
 
-    /// FNV-1a 64-bit: stable across processes and platforms (unlike `Hasher`).
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
+    /// An HSV colour as ffmpeg's `0xRRGGBB`.
+    static func hex(hue: Double, saturation: Double, value: Double) -> String {
+        let chroma = value * saturation
+        let sector = hue / 60
+        let x = chroma * (1 - abs(sector.truncatingRemainder(dividingBy: 2) - 1))
+        let (r, g, b): (Double, Double, Double) =
+            switch Int(sector) {
+            case 0: (chroma, x, 0)
+            case 1: (x, chroma, 0)
+            case 2: (0, chroma, x)
+            case 3: (0, x, chroma)
+            case 4: (x, 0, chroma)
+            default: (chroma, 0, x)
+            }
+        let m = value - chroma
+        return "0x"
+            + [r, g, b].map { channel in
+                let byte = max(0, min(255, Int(((channel + m) * 255).rounded())))
+                let text = String(byte, radix: 16)
+                return text.count == 1 ? "0" + text : text
+            }.joined()
     }
 }

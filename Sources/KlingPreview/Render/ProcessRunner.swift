@@ -3,12 +3,16 @@ import KlingCore
 import Subprocess
 import SystemPackage
 
-/// Runs ffmpeg, ffprobe and espeak-ng through swift-subprocess; cancelling the calling task kills the process.
-struct ProcessRunner: Sendable {
+/// Runs ffmpeg, ffprobe and espeak-ng through swift-subprocess.
+///
+/// Cancelling the calling task tears the child down (SIGTERM, then SIGKILL after 2 s), so no tool outlives a cancelled
+/// render. Standard error is streamed and only its tail is kept, so a chatty tool can never overflow a capture limit.
+enum ProcessRunner {
     /// What a finished process said.
     struct Outcome: Sendable {
         var succeeded: Bool
         var standardOutput: String
+        /// The last lines of standard error.
         var standardError: String
     }
 
@@ -18,42 +22,72 @@ struct ProcessRunner: Sendable {
         return options
     }()
 
-    /// Runs a command to completion, collecting its output.
-    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) async throws -> Outcome {
-        let result = try await Subprocess.run(
-            .name(executable), arguments: Arguments(arguments),
-            workingDirectory: directory.map { FilePath($0.path) },
-            platformOptions: platformOptions,
-            output: .string(limit: 1 << 20), error: .string(limit: 1 << 16))
-        return Outcome(
-            succeeded: result.terminationStatus.isSuccess, standardOutput: result.standardOutput,
-            standardError: result.standardError)
+    /// Lines of standard error kept for failure messages.
+    static let keptErrorLines = 40
+
+    /// Runs a command to completion, collecting its standard output (up to `outputLimit` bytes) and its error tail.
+    static func run(
+        _ executable: String, _ arguments: [String], in directory: URL? = nil, outputLimit: Int = 1 << 20
+    ) async throws -> Outcome {
+        var collected = ""
+        let (succeeded, errors) = try await stream(executable, arguments, in: directory) { line in
+            if collected.utf8.count < outputLimit { collected += line + "\n" }
+        }
+        return Outcome(succeeded: succeeded, standardOutput: collected, standardError: errors)
     }
 
-    /// Runs ffmpeg with `-progress pipe:1`, calling `onFrame` with each reported frame number.
+    /// Runs ffmpeg with `-progress pipe:1 -nostats`, calling `onFrame` with every frame number it reports.
     static func runFFmpeg(
-        _ executable: String, _ arguments: [String], in directory: URL, onFrame: @escaping @Sendable (Int) async -> Void
+        _ executable: String, _ arguments: [String], in directory: URL, onFrame: (Int) async -> Void
     ) async throws -> Outcome {
-        let result = try await Subprocess.run(
-            .name(executable), arguments: Arguments(arguments + ["-progress", "pipe:1", "-nostats"]),
-            workingDirectory: FilePath(directory.path),
-            platformOptions: platformOptions,
-            input: .none, output: .sequence, error: .string(limit: 1 << 16)
-        ) { execution in
-            for try await line in execution.standardOutput.strings() {
-                let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                if trimmed.hasPrefix("frame="), let frame = Int(trimmed.dropFirst(6)) {
-                    await onFrame(frame)
-                }
+        let progressArguments = ["-progress", "pipe:1", "-nostats", "-stats_period", "0.25"]
+        let (succeeded, errors) = try await stream(executable, progressArguments + arguments, in: directory) { line in
+            if line.hasPrefix("frame="), let frame = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) {
+                await onFrame(frame)
             }
         }
-        return Outcome(succeeded: result.terminationStatus.isSuccess, standardOutput: "", standardError: result.standardError)
+        return Outcome(succeeded: succeeded, standardOutput: "", standardError: errors)
     }
 
     /// The last meaningful lines of a tool's error output, for failure messages.
     static func reason(_ standardError: String) -> String {
-        let lines = standardError.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let lines = standardError.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
         let tail = lines.suffix(3).joined(separator: " | ")
-        return tail.isEmpty ? "no error output" : String(tail.prefix(600))
+        return tail.isEmpty ? "no error output" : String(tail.suffix(600))
+    }
+
+    /// Spawns the tool, hands each trimmed standard output line to `onLine`, and keeps the tail of standard error.
+    private static func stream(
+        _ executable: String, _ arguments: [String], in directory: URL?, onLine: (String) async -> Void
+    ) async throws -> (succeeded: Bool, errors: String) {
+        let tool = URL(fileURLWithPath: executable).lastPathComponent
+        do {
+            let result = try await Subprocess.run(
+                executable.contains("/") ? .path(FilePath(executable)) : .name(executable),
+                arguments: Arguments(arguments),
+                workingDirectory: directory.map { FilePath($0.path) },
+                platformOptions: platformOptions,
+                input: .none, output: .sequence, error: .sequence
+            ) { execution in
+                async let errorTail: [String] = {
+                    var tail: [String] = []
+                    for try await line in execution.standardError.strings() {
+                        tail.append(line)
+                        if tail.count > keptErrorLines { tail.removeFirst() }
+                    }
+                    return tail
+                }()
+                for try await line in execution.standardOutput.strings() {
+                    await onLine(line.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+                return try await errorTail.joined(separator: "\n")
+            }
+            return (result.terminationStatus.isSuccess, result.closureResult)
+        } catch let error as SubprocessError {
+            try Task.checkCancellation()
+            throw EngineError.renderFailed("\(tool) could not be run: \(error)")
+        }
     }
 }

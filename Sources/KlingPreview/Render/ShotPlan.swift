@@ -15,21 +15,42 @@ struct ShotPlan: Sendable, Hashable {
     var totalFrames: Int { shots.reduce(0) { $0 + $1.frames } }
 
     init(request: GenerationRequest) {
-        let parts: [(String, Int)]
-        if request.multiShot {
-            if request.shotType == .intelligence {
-                parts = Self.split(request.prompt ?? "", seconds: request.duration)
-            } else {
-                parts = request.shots.map { ($0.prompt, $0.duration) }
+        let seconds = max(1, request.duration)
+        var parts: [(String, Int)]
+        switch (request.multiShot, request.shotType) {
+        case (true, .intelligence):
+            parts = Self.split(request.prompt ?? "", seconds: seconds)
+        case (true, _) where !request.shots.isEmpty:
+            parts = request.shots.map { ($0.prompt, $0.duration) }
+            // Validation makes the shots sum to the duration; should they not, share the duration out by their weights.
+            if parts.map(\.1).reduce(0, +) != seconds || parts.contains(where: { $0.1 < 1 }) {
+                let durations = Self.apportion(seconds, weights: parts.map { max(1, $0.1) })
+                parts = Array(zip(parts.map(\.0).prefix(durations.count), durations))
             }
-        } else {
-            parts = [(request.prompt ?? "", request.duration)]
+        default:
+            parts = [(request.prompt ?? "", seconds)]
         }
         var start = 0
         shots = parts.map { prompt, seconds in
             defer { start += seconds * Self.fps }
             return Shot(prompt: prompt, frames: seconds * Self.fps, startFrame: start)
         }
+    }
+
+    /// Indices of the shots whose prompt mentions `@name` (followed by a non-word character or the end).
+    func shots(mentioning name: String) -> [Int] {
+        shots.indices.filter { Self.mentions(shots[$0].prompt, name: name) }
+    }
+
+    static func mentions(_ prompt: String, name: String) -> Bool {
+        guard !name.isEmpty else { return false }
+        var rest = prompt[...]
+        while let range = rest.range(of: "@" + name) {
+            let next = rest[range.upperBound...].first
+            if next.map({ !($0.isLetter || $0.isNumber || $0 == "_") }) ?? true { return true }
+            rest = rest[range.upperBound...]
+        }
+        return false
     }
 
     /// Splits a storyboard prompt into at most 6 shots (sentences, else clauses) with whole-second durations
@@ -48,10 +69,15 @@ struct ShotPlan: Sendable, Hashable {
             pieces[best] = pieces[best] + " " + pieces[best + 1]
             pieces.remove(at: best + 1)
         }
-        // Largest-remainder apportionment of the seconds left after 1 s each.
-        let weights = pieces.map { max(1, $0.count) }
-        let total = weights.reduce(0, +)
-        let spare = seconds - pieces.count
+        return Array(zip(pieces, apportion(seconds, weights: pieces.map { max(1, $0.count) })))
+    }
+
+    /// Whole seconds for each weight, at least 1 each, summing to `seconds` (largest remainder; ties to the earlier).
+    /// Drops trailing weights when there are more weights than seconds.
+    static func apportion(_ seconds: Int, weights: [Int]) -> [Int] {
+        let weights = Array(weights.prefix(max(1, seconds)))
+        let total = max(1, weights.reduce(0, +))
+        let spare = max(0, seconds - weights.count)
         var durations = weights.map { 1 + spare * $0 / total }
         var remainders = weights.enumerated().map { ($0.offset, spare * $0.element % total) }
         remainders.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
@@ -60,17 +86,20 @@ struct ShotPlan: Sendable, Hashable {
             durations[index] += 1
             left -= 1
         }
-        return Array(zip(pieces, durations))
+        return durations
     }
 
+    /// Splits at separators outside quotes that end a word (followed by whitespace or the end of the text).
     private static func pieces(of text: String, separators: String) -> [String] {
         var result: [String] = []
         var current = ""
         var inQuote = false
-        for character in text {
+        let characters = Array(text)
+        for (index, character) in characters.enumerated() {
             current.append(character)
             if character == "\"" || character == "“" || character == "”" { inQuote.toggle() }
-            if !inQuote, separators.contains(character) {
+            let endsWord = index + 1 == characters.count || characters[index + 1].isWhitespace || character == "—"
+            if !inQuote, endsWord, separators.contains(character) {
                 let piece = current.trimmingCharacters(in: .whitespacesAndNewlines)
                 if piece.count > 1 { result.append(piece) }
                 current = ""

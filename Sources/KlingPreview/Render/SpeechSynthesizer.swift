@@ -22,7 +22,8 @@ struct SpeechSynthesizer: Sendable {
                 current?.append(character)
             }
         }
-        return lines.isEmpty ? nil : lines.joined(separator: ". ")
+        // 300 characters is more speech than a 15 s shot can hold; the rest would be cut anyway.
+        return lines.isEmpty ? nil : String(lines.joined(separator: ". ").prefix(300))
     }
 
     /// Writes `text` as speech to `file`.

@@ -1,0 +1,182 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import KlingAPI
+import KlingCore
+import NIOCore
+import Testing
+
+@testable import KlingPreview
+
+/// Renders `request` with the real fetcher into a fresh temporary folder; the caller removes `root`.
+func render(
+    _ request: GenerationRequest, configuration: PreviewEngine.Configuration = .init(),
+    progress: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> (output: RenderOutput, root: URL) {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("kling-preview-\(UUID().uuidString)")
+    let job = RenderJob(
+        taskID: "t", request: request.normalized(), outputDirectory: root.appendingPathComponent("out"),
+        scratchDirectory: root.appendingPathComponent("tmp"))
+    do {
+        let output = try await PreviewEngine(configuration: configuration, fetcher: HTTPInputFetcher()).render(job, progress: progress)
+        return (output, root)
+    } catch {
+        try? FileManager.default.removeItem(at: root)
+        throw error
+    }
+}
+
+/// Collects progress values in the order they were reported.
+actor ProgressLog {
+    var values: [Int] = []
+    func add(_ value: Int) { values.append(value) }
+}
+
+/// Test inputs served by a real HTTP server on loopback (Hummingbird), standing in for a client's image host.
+///
+/// Files: `start.png` (640x480 test card), `end.png` (640x480 bars), `red.png` (200x200 solid red),
+/// `not-an-image.png` (text). Routes: `/stream?bytes=N` streams N bytes without a Content-Length.
+struct InputServer: Sendable {
+    let directory: URL
+    let port: Int
+
+    static func with(_ body: @Sendable (InputServer) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-inputs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, source) in [
+            ("start.png", "testsrc2=size=640x480"), ("end.png", "smptehdbars=size=640x480"), ("red.png", "color=c=red:size=200x200"),
+        ] {
+            try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", source, "-frames:v", "1", directory.appendingPathComponent(name).path])
+        }
+        try Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
+        let router = Router()
+        router.get("stream") { request, _ -> Response in
+            let bytes = request.uri.queryParameters.get("bytes", as: Int.self) ?? 0
+            return Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    var left = bytes
+                    while left > 0 {
+                        let count = min(left, 16 * 1024)
+                        try await writer.write(ByteBuffer(repeating: 0x41, count: count))
+                        left -= count
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+        router.add(middleware: FileMiddleware(directory.path))
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body(InputServer(directory: directory, port: try #require(client.port)))
+        }
+    }
+
+    func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
+    func file(_ name: String) -> URL { directory.appendingPathComponent(name) }
+}
+
+/// Runs command-line tools for checks (not the code under test).
+enum Tool {
+    struct Failed: Error, CustomStringConvertible {
+        let output: String
+        var description: String { output }
+    }
+
+    /// Runs a tool and returns its standard output and error, throwing on a non-zero exit.
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let output = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else { throw Failed(output: output) }
+        return output
+    }
+}
+
+/// ffprobe's view of a media file.
+struct MediaProbe {
+    var width = 0, height = 0, frames = 0
+    var videoCodec = "", pixelFormat = "", frameRate = ""
+    var audioCodec: String?
+    var audioChannels = 0, sampleRate = 0
+    var videoDuration: Double?
+    var audioDuration: Double?
+    var streamCount = 0
+
+    init(_ file: URL) throws {
+        let output = try Tool.run("ffprobe", ["-v", "error", "-count_frames", "-show_streams", "-of", "json", file.path])
+        let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        let streams = json["streams"] as? [[String: Any]] ?? []
+        streamCount = streams.count
+        for stream in streams {
+            if stream["codec_type"] as? String == "video" {
+                width = stream["width"] as? Int ?? 0
+                height = stream["height"] as? Int ?? 0
+                videoCodec = stream["codec_name"] as? String ?? ""
+                pixelFormat = stream["pix_fmt"] as? String ?? ""
+                frameRate = stream["r_frame_rate"] as? String ?? ""
+                frames = Int(stream["nb_read_frames"] as? String ?? "") ?? 0
+                videoDuration = Double(stream["duration"] as? String ?? "")
+            } else if stream["codec_type"] as? String == "audio" {
+                audioCodec = stream["codec_name"] as? String
+                audioChannels = stream["channels"] as? Int ?? 0
+                sampleRate = Int(stream["sample_rate"] as? String ?? "") ?? 0
+                audioDuration = Double(stream["duration"] as? String ?? "")
+            }
+        }
+    }
+}
+
+/// Measurements made with ffmpeg filters.
+enum FrameStatistics {
+    /// Mean luma (YAVG) and red-difference chroma (VAVG) of the given frames, optionally of a crop `w:h:x:y`.
+    static func means(_ file: URL, frames: [Int], crop: String? = nil) throws -> [(y: Double, v: Double)] {
+        let select = frames.map { "eq(n\\,\($0))" }.joined(separator: "+")
+        let filter = "select='\(select)'" + (crop.map { ",crop=\($0)" } ?? "") + ",signalstats,metadata=print"
+        let output = try Tool.run("ffmpeg", ["-v", "info", "-i", file.path, "-vf", filter, "-an", "-fps_mode", "passthrough", "-f", "null", "-"])
+        func values(_ key: String) -> [Double] {
+            output.split(separator: "\n").compactMap { line in
+                guard let range = line.range(of: "lavfi.signalstats.\(key)=") else { return nil }
+                return Double(line[range.upperBound...].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return Array(zip(values("YAVG"), values("VAVG"))).map { (y: $0.0, v: $0.1) }
+    }
+
+    /// SSIM of frame `frame` of the video against an image framed like the preview frames a still: pre-scaled to the
+    /// overscan size (fit, padded) and centre-cropped to the video size.
+    static func ssim(_ video: URL, frame: Int, against image: URL, width: Int, height: Int) throws -> Double {
+        let bigWidth = FilterGraphBuilder.even(Double(width) * FilterGraphBuilder.overscan)
+        let bigHeight = FilterGraphBuilder.even(Double(height) * FilterGraphBuilder.overscan)
+        let output = try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "info", "-i", video.path, "-i", image.path, "-filter_complex",
+                "[0:v]trim=start_frame=\(frame):end_frame=\(frame + 1),setpts=PTS-STARTPTS,format=yuv420p[a];"
+                    + "[1:v]scale=\(bigWidth):\(bigHeight):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                    + "pad=\(bigWidth):\(bigHeight):(ow-iw)/2:(oh-ih)/2,crop=\(width):\(height),format=yuv420p[b];[a][b]ssim",
+                "-f", "null", "-",
+            ])
+        guard let range = output.range(of: "All:") else { return 0 }
+        let number = output[range.upperBound...].prefix { $0 == "." || $0.isNumber }
+        return Double(number) ?? 0
+    }
+}
+
+/// Whether any running process has `fragment` in its command line (Linux `/proc`).
+func processRunning(withArgumentContaining fragment: String) -> Bool {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return false }
+    for entry in entries where entry.allSatisfy(\.isNumber) {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+        if String(decoding: data, as: UTF8.self).contains(fragment) { return true }
+    }
+    return false
+}
