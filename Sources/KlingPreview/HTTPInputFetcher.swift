@@ -16,7 +16,7 @@ public struct HTTPInputFetcher: InputFetching {
     private let client: HTTPClient
     private let configuration: Configuration
 
-    /// One client for the process's lifetime: at most 5 redirects and no cycles, 10 s to connect (failed connection
+    /// One client for the process's lifetime: at most 3 redirects and no cycles, 10 s to connect (failed connection
     /// attempts are retried within that), no decompression (the byte limit counts what arrives).
     static let sharedClient = HTTPClient(
         eventLoopGroup: HTTPClient.defaultEventLoopGroup,
