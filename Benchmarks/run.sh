@@ -57,6 +57,7 @@ printf "| bare Hummingbird hello-world | %s | %s | 1.00x |\n" "$hello_rps" "$hel
 printf "| GET recordInfo | %s | %s | %sx |\n" "$info_rps" "$info_p99" "$(awk -v a="$info_rps" -v b="$hello_rps" 'BEGIN{printf "%.2f", a/b}')"
 printf "| POST createTask | %s | %s | %sx |\n" "$create_rps" "$create_p99" "$(awk -v a="$create_rps" -v b="$hello_rps" 'BEGIN{printf "%.2f", a/b}')"
 
+[ -n "${BENCH_SKIP_RENDER:-}" ] && exit 0
 echo
 echo "## Preview render vs bare ffmpeg encode (same size, frames and x264 preset; median of ${BENCH_REPEATS:-3})"
 $BIN/RenderBench

@@ -139,13 +139,13 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func account(forKeyHash hash: String) async throws -> Account? {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT a.* , k.hash AS key_hash FROM api_keys k JOIN accounts a ON a.id = k.account_id
-                    WHERE k.hash = ? AND k.revoked_at IS NULL
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT a.* , k.hash AS key_hash FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                        WHERE k.hash = ? AND k.revoked_at IS NULL
+                        """),
                 arguments: [hash]
             ).flatMap { row in
                 // The index lookup found the row; compare once more in constant time before trusting it.
@@ -160,13 +160,13 @@ public final class SQLiteTaskStore: TaskStore {
         let request = try Self.encode(task.request)
         let result = try task.result.map(Self.encode)
         try await pool.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
                         created_at, updated_at, started_at, completed_at, result, failure_code, failure_message)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
+                    """
+            ).execute(arguments: [
                     task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
                     task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
                     task.failure?.code, task.failure?.message,
@@ -175,8 +175,9 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND account_id = ?", arguments: [id, accountID]).map(Self.task)
+        try readNow { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
+                .map(Self.task)
         }
     }
 
@@ -256,6 +257,13 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     // MARK: Helpers
+
+    /// A short synchronous single-statement read on the caller's thread, for the per-request hot paths: it costs far
+    /// less than a hop through GRDB's async scheduling, WAL readers never wait for writers, and one SELECT reads one
+    /// consistent snapshot without the BEGIN/COMMIT a multi-statement read needs.
+    private func readNow<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.unsafeRead(body)
+    }
 
     /// Applies `set` to a running task only while the claim identified by `attempt` is still current.
     private func updateClaimed(taskID: String, attempt: Int, set: String, _ values: [(any DatabaseValueConvertible)?]) async throws -> Bool {
