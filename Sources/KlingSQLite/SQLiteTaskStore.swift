@@ -176,14 +176,14 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {
         try readNow { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
                 .map(Self.task)
         }
     }
 
     public func task(id: String) async throws -> TaskRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+            try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
         }
     }
 
@@ -209,7 +209,7 @@ public final class SQLiteTaskStore: TaskStore {
                     WHERE id = ?
                     """,
                 arguments: [worker, leaseUntil, engine, now, now, id])
-            return try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+            return try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
         }
     }
 
@@ -291,16 +291,21 @@ public final class SQLiteTaskStore: TaskStore {
         Account(id: row["id"], name: row["name"], createdAt: row["created_at"])
     }
 
+    /// The columns ``task(_:)`` reads, in the order it reads them by index (name lookups cost on the hot path).
+    static let taskColumns = """
+        id, account_id, dialect, model, request, params, state, progress, attempts, engine, created_at, updated_at,
+        started_at, completed_at, result, failure_code, failure_message
+        """
+
     private static func task(_ row: Row) throws -> TaskRecord {
         let decoder = JSONDecoder()
-        let request = try decoder.decode(GenerationRequest.self, from: Data((row["request"] as String).utf8))
-        let result: TaskResult? = try (row["result"] as String?).map { try decoder.decode(TaskResult.self, from: Data($0.utf8)) }
-        let failure: TaskFailure? = (row["failure_code"] as Int?).map { TaskFailure(code: $0, message: row["failure_message"] ?? "") }
+        let request = try decoder.decode(GenerationRequest.self, from: Data((row[4] as String).utf8))
+        let result: TaskResult? = try (row[14] as String?).map { try decoder.decode(TaskResult.self, from: Data($0.utf8)) }
+        let failure: TaskFailure? = (row[15] as Int?).map { TaskFailure(code: $0, message: row[16] ?? "") }
         return TaskRecord(
-            id: row["id"], accountID: row["account_id"], dialect: row["dialect"], model: row["model"], request: request,
-            params: row["params"], state: TaskState(rawValue: row["state"]) ?? .failed, progress: row["progress"],
-            attempts: row["attempts"], engine: row["engine"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-            startedAt: row["started_at"], completedAt: row["completed_at"], result: result, failure: failure)
+            id: row[0], accountID: row[1], dialect: row[2], model: row[3], request: request, params: row[5],
+            state: TaskState(rawValue: row[6]) ?? .failed, progress: row[7], attempts: row[8], engine: row[9], createdAt: row[10],
+            updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure)
     }
 
     private static func encode<T: Encodable>(_ value: T) throws -> String {

@@ -7,22 +7,12 @@ public enum CRUNCreateRequest {
 
     /// Decodes and validates a create body.
     public static func decode(_ body: Data) -> Result<DecodedCreateRequest, CreateRequestRejection> {
-        let object: [String: JSONValue]
-        switch CreateRequestDecoding.topLevelObject(body) {
-        case .success(let value): object = value
+        let envelope: CreateRequestDecoding.Envelope
+        switch CreateRequestDecoding.envelope(body, acceptedModels: [Self.model], modelHint: "kling/v3", callbackKey: "callback_url") {
+        case .success(let value): envelope = value
         case .failure(let rejection): return .failure(rejection)
         }
-        var top = FieldReader(object: object)
-        let model = top.string("model", required: true)
-        if let model, model != Self.model {
-            top.fail("model", "must be kling/v3 (got \"\(model)\")")
-        }
-        let callback = top.string("callback_url")
-        var request = GenerationRequest()
-        request.callbackURL = callback?.isEmpty == true ? nil : callback
-        guard var input = top.object("input", required: true) else {
-            return .failure(.invalid(top.issues))
-        }
+        var (top, input, request, object, model) = (envelope.top, envelope.input, envelope.request, envelope.object, envelope.model)
         request.prompt = input.string("prompt")
         request.negativePrompt = input.string("negative_prompt")
         request.imageURLs = input.stringArray("img_urls") ?? []

@@ -37,6 +37,36 @@ enum CreateRequestDecoding {
         return .success(object)
     }
 
+    /// What every dialect's create body starts with: the top-level object, its model, callback and `input` object.
+    struct Envelope {
+        var object: [String: JSONValue]
+        var top: FieldReader
+        var input: FieldReader
+        var model: String?
+        var request: GenerationRequest
+    }
+
+    /// Reads the parts every create body shares; fails when the body or its `input` object is unusable.
+    static func envelope(
+        _ body: Data, acceptedModels: Set<String>, modelHint: String, callbackKey: String
+    ) -> Result<Envelope, CreateRequestRejection> {
+        let object: [String: JSONValue]
+        switch topLevelObject(body) {
+        case .success(let value): object = value
+        case .failure(let rejection): return .failure(rejection)
+        }
+        var top = FieldReader(object: object)
+        let model = top.string("model", required: true)
+        if let model, !acceptedModels.contains(model) {
+            top.fail("model", "must be \(modelHint) (got \"\(model)\")")
+        }
+        var request = GenerationRequest()
+        let callback = top.string(callbackKey)
+        request.callbackURL = callback?.isEmpty == true ? nil : callback
+        guard let input = top.object("input", required: true) else { return .failure(.invalid(top.issues)) }
+        return .success(Envelope(object: object, top: top, input: input, model: model, request: request))
+    }
+
     static func mode(_ text: String?, field: String, reader: inout FieldReader, key: String) -> GenerationRequest.Mode? {
         guard let text else { return nil }
         switch text {

@@ -7,22 +7,12 @@ public enum MarketCreateRequest {
 
     /// Decodes and validates a create body.
     public static func decode(_ body: Data) -> Result<DecodedCreateRequest, CreateRequestRejection> {
-        let object: [String: JSONValue]
-        switch CreateRequestDecoding.topLevelObject(body) {
-        case .success(let value): object = value
+        let envelope: CreateRequestDecoding.Envelope
+        switch CreateRequestDecoding.envelope(body, acceptedModels: acceptedModels, modelHint: "kling-3.0/video", callbackKey: "callBackUrl") {
+        case .success(let value): envelope = value
         case .failure(let rejection): return .failure(rejection)
         }
-        var top = FieldReader(object: object)
-        let model = top.string("model", required: true)
-        if let model, !acceptedModels.contains(model) {
-            top.fail("model", "must be kling-3.0/video (got \"\(model)\")")
-        }
-        let callback = top.string("callBackUrl")
-        var request = GenerationRequest()
-        request.callbackURL = callback?.isEmpty == true ? nil : callback
-        guard var input = top.object("input", required: true) else {
-            return .failure(.invalid(top.issues))
-        }
+        var (top, input, request, object, model) = (envelope.top, envelope.input, envelope.request, envelope.object, envelope.model)
         request.prompt = input.string("prompt")
         request.negativePrompt = input.string("negative_prompt")
         request.imageURLs = input.stringArray("image_urls") ?? []

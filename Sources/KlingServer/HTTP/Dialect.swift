@@ -25,10 +25,14 @@ extension Dialect {
 
 /// Encodes JSON responses.
 enum JSONResponse {
-    static func make(status: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        return encoder
+    }()
+
+    static func make(status: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
+        let data = (try? JSONResponse.encoder.encode(body)) ?? Data("null".utf8)
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         return Response(
