@@ -140,14 +140,14 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func account(forKeyHash hash: String) async throws -> Account? {
         try readNow { db in
-            try Row.fetchOne(
+            try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
                         SELECT a.* , k.hash AS key_hash FROM api_keys k JOIN accounts a ON a.id = k.account_id
                         WHERE k.hash = ? AND k.revoked_at IS NULL
                         """),
                 arguments: [hash]
-            ).flatMap { row in
+            ).first.flatMap { row in
                 // The index lookup found the row; compare once more in constant time before trusting it.
                 APIKeys.constantTimeEquals(row["key_hash"], hash) ? Self.account(row) : nil
             }
@@ -176,8 +176,8 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {
         try readNow { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
-                .map(Self.task)
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
+                .first.map(Self.task)
         }
     }
 
@@ -258,11 +258,12 @@ public final class SQLiteTaskStore: TaskStore {
 
     // MARK: Helpers
 
-    /// A short synchronous single-statement read on the caller's thread, for the per-request hot paths: it costs far
-    /// less than a hop through GRDB's async scheduling, WAL readers never wait for writers, and one SELECT reads one
-    /// consistent snapshot without the BEGIN/COMMIT a multi-statement read needs.
+    /// A short synchronous read on the caller's thread, for the per-request hot paths: it costs far less than a hop
+    /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction, and its
+    /// statements must run to completion (`fetchAll`): a cached statement left mid-result would pin the connection to
+    /// an old snapshot and later reads through it would see stale tasks.
     private func readNow<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.unsafeRead(body)
+        try pool.read(body)
     }
 
     /// Applies `set` to a running task only while the claim identified by `attempt` is still current.

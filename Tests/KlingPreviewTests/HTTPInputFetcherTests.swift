@@ -5,7 +5,7 @@ import KlingPreview
 import Testing
 
 /// The real fetcher against a loopback HTTP server.
-@Suite("HTTP input fetcher")
+@Suite("HTTP input fetcher", .timeLimit(.minutes(2)))
 struct HTTPInputFetcherTests {
     private func scratchFile() -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("kling-fetch-\(UUID().uuidString)")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("Authentication and tenant isolation")
+@Suite("Authentication and tenant isolation", .timeLimit(.minutes(3)))
 struct AuthTests {
     static let bodies: [TestDialect: String] = [
         .market: #"{"model":"kling-3.0/video","input":{"prompt":"a cat","duration":"3","mode":"std"}}"#,

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 
-@Suite("End to end: create, poll, download, probe")
+@Suite("End to end: create, poll, download, probe", .timeLimit(.minutes(5)))
 struct EndToEndTests {
     @Test func marketTextToVideoWithAudioProducesAPlayableMP4() async throws {
         let server = try await TestServer.make(workers: 1)

@@ -38,9 +38,13 @@ struct ServerProcess {
         process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory.path]
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
-        env["KLING_LOG_LEVEL"] = "warning"
+        env["KLING_LOG_LEVEL"] = "info"
         process.environment = env
         process.standardOutput = FileHandle.nullDevice
+        let log = dataDirectory.appendingPathComponent("server-\(port)-\(UUID().uuidString.prefix(8)).log")
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         let server = ServerProcess(process: process)
         for _ in 0..<100 {
@@ -87,7 +91,7 @@ enum HTTP {
     }
 }
 
-@Suite("Restart safety", .serialized)
+@Suite("Restart safety", .serialized, .timeLimit(.minutes(5)))
 struct RestartTests {
     static func freePort() -> Int { Int.random(in: 20_000...40_000) }
 
@@ -118,22 +122,33 @@ struct RestartTests {
 
         var server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
         var ids: [String] = []
-        for index in 0..<3 {
-            let body = #"{"model":"kling-3.0/video","input":{"prompt":"restart test \#(index)","duration":"8","mode":"std","sound":true}}"#
+        for index in 0..<4 {
+            let body = #"{"model":"kling-3.0/video","input":{"prompt":"restart test \#(index)","duration":"15","mode":"pro","sound":true}}"#
             let created = try await HTTP.post("\(base)/api/v1/jobs/createTask", headers: auth, body: body)
             ids.append(try #require((created.json["data"] as? [String: Any])?["taskId"] as? String))
         }
         // Wait until the first task is rendering, then kill the server without warning.
         var sawRendering = false
-        for _ in 0..<100 {
-            let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(ids[0])", headers: auth)
-            if (info.json["data"] as? [String: Any])?["state"] as? String == "generating" {
-                sawRendering = true
-                break
+        polling: for _ in 0..<1500 {
+            var finished = 0
+            for id in ids {
+                let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth)
+                switch (info.json["data"] as? [String: Any])?["state"] as? String {
+                case "generating"?:
+                    sawRendering = true
+                    break polling
+                case "success"?, "fail"?: finished += 1
+                default: break
+                }
             }
-            try await Task.sleep(for: .milliseconds(50))
+            if finished == ids.count { break }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(sawRendering, "the first task should have been rendering when the server was killed")
+        let logs = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil))?
+            .filter { $0.pathExtension == "log" }
+            .compactMap { try? String(contentsOf: $0, encoding: .utf8) }
+            .joined(separator: "\n---\n") ?? ""
+        #expect(sawRendering, "the first task should have been rendering when the server was killed; server log:\n\(logs)")
         server.kill()
 
         server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)

@@ -218,7 +218,7 @@ let badRequests: [BadRequest] = [
     .init(dialect: .crun, name: "audio is a number", body: crun(#""prompt":"p","multi_shots":false,"audio":1"#), field: "input.audio"),
 ]
 
-@Suite("Validation through HTTP")
+@Suite("Validation through HTTP", .timeLimit(.minutes(3)))
 struct ValidationTests {
     @Test(arguments: badRequests)
     func rejectsBadRequestWith422NamingTheField(_ bad: BadRequest) async throws {

@@ -87,6 +87,24 @@ struct TaskStoreBehaviourTests {
         }
     }
 
+    @Test func readsAlwaysSeeTheLatestCommittedState() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", now: 1)
+            let hash = APIKeys.hash("k")
+            try await store.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
+            try await queuedTask(store, account: account, id: "t", createdAt: 1)
+            // Touch every reader connection with the queued state first.
+            for _ in 0..<20 {
+                #expect(try await store.account(forKeyHash: hash) != nil)
+                #expect(try await store.task(id: "t", accountID: account.id)?.state == .queued)
+            }
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
+            for _ in 0..<20 {
+                #expect(try await store.task(id: "t", accountID: account.id)?.state == .running)
+            }
+        }
+    }
+
     @Test func progressNeverGoesBackwards() async throws {
         try await withStores { store in
             let account = try await store.createAccount(name: "a", now: 1)

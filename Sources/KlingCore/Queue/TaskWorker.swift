@@ -78,9 +78,10 @@ public struct TaskWorker: Service {
 
     /// Sleeps until woken, until the poll interval passes, or until shutdown begins.
     private func idle(since seen: UInt64) async {
-        let deadline = ContinuousClock.now + configuration.pollInterval
-        while ContinuousClock.now < deadline, signal.current == seen, !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(10))
+        let signal = self.signal
+        let interval = configuration.pollInterval
+        await cancelWhenGracefulShutdown {
+            await signal.wait(since: seen, timeout: interval)
         }
     }
 
