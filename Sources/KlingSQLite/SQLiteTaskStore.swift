@@ -167,17 +167,19 @@ public final class SQLiteTaskStore: TaskStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
-                    task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
-                    task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
-                    task.failure?.code, task.failure?.message,
-                ])
+                task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
+                task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
+                task.failure?.code, task.failure?.message,
+            ])
         }
     }
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {
         try readNow { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID])
-                .first.map(Self.task)
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID]
+            )
+            .first.map(Self.task)
         }
     }
 

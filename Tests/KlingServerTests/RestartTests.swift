@@ -144,7 +144,8 @@ struct RestartTests {
             if finished == ids.count { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let logs = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil))?
+        let logs =
+            (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil))?
             .filter { $0.pathExtension == "log" }
             .compactMap { try? String(contentsOf: $0, encoding: .utf8) }
             .joined(separator: "\n---\n") ?? ""
