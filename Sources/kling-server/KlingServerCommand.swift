@@ -65,21 +65,23 @@ struct Serve: AsyncParsableCommand {
         let store = try data.openStore()
         if let key = try await AccountService(store: store).bootstrapIfEmpty() {
             let url = configuration.publicURL ?? "http://localhost:\(configuration.port)"
-            print(
-                """
-                Created the development account "dev" with this API key (shown once; keep it):
+            // Written straight to the file descriptor: visible at once even when stdout is a file or a pipe.
+            FileHandle.standardOutput.write(
+                Data(
+                    """
+                    Created the development account "dev" with this API key (shown once; keep it):
 
-                    \(key)
+                        \(key)
 
-                Try it:
+                    Try it:
 
-                    curl -s \(url)/api/v1/jobs/createTask \\
-                      -H 'Authorization: Bearer \(key)' -H 'Content-Type: application/json' \\
-                      -d '{"model":"kling-3.0/video","input":{"prompt":"A red fox runs through snow at dawn","duration":"5","mode":"std","sound":true}}'
+                        curl -s \(url)/api/v1/jobs/createTask \\
+                          -H 'Authorization: Bearer \(key)' -H 'Content-Type: application/json' \\
+                          -d '{"model":"kling-3.0/video","input":{"prompt":"A red fox runs through snow at dawn","duration":"5","mode":"std","sound":true}}'
 
-                    curl -s '\(url)/api/v1/jobs/recordInfo?taskId=TASK_ID' -H 'Authorization: Bearer \(key)'
+                        curl -s '\(url)/api/v1/jobs/recordInfo?taskId=TASK_ID' -H 'Authorization: Bearer \(key)'
 
-                """)
+                    """.utf8))
         }
         let engine = PreviewEngine(fetcher: HTTPInputFetcher())
         let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)

@@ -40,11 +40,13 @@ struct ServerProcess {
         env.merge(environment) { $1 }
         env["KLING_LOG_LEVEL"] = "info"
         process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        let log = dataDirectory.appendingPathComponent("server-\(port)-\(UUID().uuidString.prefix(8)).log")
+        let name = "server-\(port)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: log)
+        for (suffix, assign) in [("out", { (h: FileHandle) in process.standardOutput = h }), ("log", { process.standardError = $0 })] {
+            let file = dataDirectory.appendingPathComponent("\(name).\(suffix)")
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+            assign(try FileHandle(forWritingTo: file))
+        }
         try process.run()
         let server = ServerProcess(process: process)
         for _ in 0..<100 {
@@ -195,5 +197,26 @@ struct RestartTests {
         defer { reader.kill() }
         let info = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth)
         #expect((info.json["data"] as? [String: Any])?["state"] as? String == "success", "\(info.json)")
+    }
+
+    @Test func firstStartCreatesADevAccountAndPrintsItsKeyWithACurlExample() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-first-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = Self.freePort()
+        let server = try await ServerProcess.serve(port: port, dataDirectory: directory)
+        defer { server.kill() }
+        let output = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "out" }
+            .compactMap { try? String(contentsOf: $0, encoding: .utf8) }
+            .joined()
+        let key = try #require(output.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("kk_") }.map(String.init))
+        #expect(output.contains("curl -s http://localhost:\(port)/api/v1/jobs/createTask"))
+        #expect(output.contains("Authorization: Bearer \(key)"))
+        // The printed key works.
+        let created = try await HTTP.post(
+            "http://127.0.0.1:\(port)/api/v1/jobs/createTask", headers: [("Authorization", "Bearer \(key)")],
+            body: #"{"model":"kling-3.0/video","input":{"prompt":"first start","duration":"3","mode":"std"}}"#)
+        #expect(created.status == 200)
+        #expect(try ServerProcess.admin(["accounts", "list"], dataDirectory: directory).hasPrefix("dev\t"))
     }
 }
