@@ -45,7 +45,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Parses a request body; `nil` when it is not valid JSON.
     public static func parse(_ data: Data) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: data)
+        try? sharedDecoder.decode(JSONValue.self, from: data)
     }
 
     /// The JSON type name used in error messages.
@@ -60,11 +60,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// Compact JSON text with sorted keys.
-    public func jsonString() -> String {
+    private static let sharedDecoder = JSONDecoder()
+    private static let sortedEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "null" }
+        return encoder
+    }()
+
+    /// Compact JSON text with sorted keys.
+    public func jsonString() -> String {
+        guard let data = try? Self.sortedEncoder.encode(self) else { return "null" }
         return String(decoding: data, as: UTF8.self)
     }
 }

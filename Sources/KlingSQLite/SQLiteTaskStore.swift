@@ -301,7 +301,7 @@ public final class SQLiteTaskStore: TaskStore {
         """
 
     private static func task(_ row: Row) throws -> TaskRecord {
-        let decoder = JSONDecoder()
+        let decoder = Self.decoder
         let request = try decoder.decode(GenerationRequest.self, from: Data((row[4] as String).utf8))
         let result: TaskResult? = try (row[14] as String?).map { try decoder.decode(TaskResult.self, from: Data($0.utf8)) }
         let failure: TaskFailure? = (row[15] as Int?).map { TaskFailure(code: $0, message: row[16] ?? "") }
@@ -311,9 +311,15 @@ public final class SQLiteTaskStore: TaskStore {
             updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure)
     }
 
-    private static func encode<T: Encodable>(_ value: T) throws -> String {
+    /// Coders shared by every call (both are thread-safe); making one per row showed in profiles.
+    private static let decoder = JSONDecoder()
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        return encoder
+    }()
+
+    private static func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
