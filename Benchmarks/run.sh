@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, all in one run on this machine: HTTP (wrk) against a bare Hummingbird baseline, and the preview
 # renderer against bare ffmpeg encoding. Prints markdown tables for BENCHMARKS.md.
+# Profiles quoted in BENCHMARKS.md were taken with `perf record` from Debian's linux-perf (optional, not installed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

@@ -27,6 +27,13 @@ struct ServerProcess {
         return String(decoding: output, as: UTF8.self)
     }
 
+    /// Creates an account with the admin commands and returns the key printed on the last line.
+    static func accountWithKey(_ name: String, dataDirectory: URL) throws -> String {
+        _ = try admin(["accounts", "create", name], dataDirectory: dataDirectory)
+        let output = try admin(["keys", "create", "--account", name], dataDirectory: dataDirectory)
+        return output.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
     struct CommandFailed: Error { let arguments: [String]; let status: Int32 }
 
     let process: Process
@@ -114,9 +121,7 @@ struct RestartTests {
     @Test func taskAcceptedBeforeSIGKILLCompletesAfterRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-restart-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        _ = try ServerProcess.admin(["accounts", "create", "dana"], dataDirectory: directory)
-        let key = try #require(
-            try ServerProcess.admin(["keys", "create", "--account", "dana"], dataDirectory: directory).split(separator: "\n").last.map(String.init))
+        let key = try ServerProcess.accountWithKey("dana", dataDirectory: directory)
         let port = Self.freePort()
         let environment = ["KLING_LEASE_SECONDS": "2", "KLING_POLL_MS": "100"]
         let base = "http://127.0.0.1:\(port)"
@@ -173,9 +178,7 @@ struct RestartTests {
     @Test func sigtermLetsTheRenderInFlightFinishBeforeExiting() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-drain-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        _ = try ServerProcess.admin(["accounts", "create", "erin"], dataDirectory: directory)
-        let key = try #require(
-            try ServerProcess.admin(["keys", "create", "--account", "erin"], dataDirectory: directory).split(separator: "\n").last.map(String.init))
+        let key = try ServerProcess.accountWithKey("erin", dataDirectory: directory)
         let port = Self.freePort()
         let base = "http://127.0.0.1:\(port)"
         let auth = [("Authorization", "Bearer \(key)")]
