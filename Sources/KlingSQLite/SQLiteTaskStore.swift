@@ -260,10 +260,9 @@ public final class SQLiteTaskStore: TaskStore {
 
     // MARK: Helpers
 
-    /// A short synchronous read on the caller's thread, for the per-request hot paths: it costs far less than a hop
-    /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction, and its
-    /// statements must run to completion (`fetchAll`): a cached statement left mid-result would pin the connection to
-    /// an old snapshot and later reads through it would see stale tasks.
+    /// A short synchronous read on the caller's thread, for the per-request hot paths: it costs less than a hop
+    /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction; callers
+    /// step cached statements to completion (`fetchAll`) so no statement is left open on a pooled connection.
     private func readNow<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.read(body)
     }

@@ -12,7 +12,8 @@ public enum CRUNCreateRequest {
         case .success(let value): envelope = value
         case .failure(let rejection): return .failure(rejection)
         }
-        var (top, input, request, object, model) = (envelope.top, envelope.input, envelope.request, envelope.object, envelope.model)
+        var input = envelope.input
+        var request = envelope.request
         request.prompt = input.string("prompt")
         request.negativePrompt = input.string("negative_prompt")
         request.imageURLs = input.stringArray("img_urls") ?? []
@@ -48,8 +49,6 @@ public enum CRUNCreateRequest {
                 request.elements.append(element)
             }
         }
-        return CreateRequestDecoding.finish(
-            request, model: model ?? "", params: .object(object), wireIssues: top.issues + input.issues, rules: .crun
-        )
+        return CreateRequestDecoding.finish(envelope, request: request, input: input, rules: .crun)
     }
 }

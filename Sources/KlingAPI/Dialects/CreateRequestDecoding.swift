@@ -101,10 +101,13 @@ enum CreateRequestDecoding {
         return shots
     }
 
-    /// Validates and normalizes, or collects every issue (wire issues first).
+    /// Validates and normalizes the request read from `envelope`, or collects every issue (wire issues first).
     static func finish(
-        _ request: GenerationRequest, model: String, params: JSONValue, wireIssues: [ValidationIssue], rules: ValidationRules
+        _ envelope: Envelope, request: GenerationRequest, input: FieldReader, rules: ValidationRules
     ) -> Result<DecodedCreateRequest, CreateRequestRejection> {
+        let wireIssues = envelope.top.issues + input.issues
+        let model = envelope.model ?? ""
+        let params = JSONValue.object(envelope.object)
         var issues = wireIssues
         let wireFields = Set(wireIssues.map(\.field))
         for issue in request.validate(rules: rules) where !wireFields.contains(issue.field) {
