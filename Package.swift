@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // Wire models of every dialect and the canonical request with its validation. Foundation only.
@@ -41,7 +42,11 @@ let package = Package(
         // The embedded SQLite store (GRDB).
         .target(
             name: "KlingSQLite",
-            dependencies: ["KlingCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "KlingCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
@@ -87,6 +92,12 @@ let package = Package(
             name: "RenderBench",
             dependencies: ["KlingPreview", "KlingCore", "KlingAPI"],
             path: "Benchmarks/RenderBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "HotPathBench",
+            dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"],
+            path: "Benchmarks/HotPathBench",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),

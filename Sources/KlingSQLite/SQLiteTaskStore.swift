@@ -14,6 +14,10 @@ public final class SQLiteTaskStore: TaskStore {
         public var synchronousFull: Bool = false
         /// How long a writer waits for another process's transaction.
         public var busyTimeout: TimeInterval = 10
+        /// How many keys and tasks the hot-path read cache keeps (0 turns it off).
+        public var readCacheSize: Int = 10_000
+        /// The oldest a cached row may be before it is read again, whatever the change counters say.
+        public var readCacheMaxAge: Duration = .seconds(2)
 
         public init(path: String) {
             self.path = path
@@ -21,6 +25,10 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     private let pool: DatabasePool
+    private let counters: ChangeCounters
+    /// Rows read on the per-request hot paths, current while their change counters are unchanged.
+    private let keyCache: StampedCache<CounterStamp, Account>
+    private let taskCache: StampedCache<CounterStamp, TaskRecord>
 
     /// Opens (creating if needed) the database and runs its migrations.
     public init(configuration: Configuration) throws {
@@ -34,6 +42,9 @@ public final class SQLiteTaskStore: TaskStore {
         }
         pool = try DatabasePool(path: configuration.path, configuration: config)
         try Self.migrator.migrate(pool)
+        counters = try ChangeCounters(path: configuration.path + "-changes")
+        keyCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
+        taskCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
     }
 
     /// Static factory so call sites read `.sqlite(path:)`.
@@ -101,6 +112,7 @@ public final class SQLiteTaskStore: TaskStore {
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw StoreError.conflict("an account named \(name) already exists")
         }
+        counters.bump(ChangeCounters.accountsSlot)
         return account
     }
 
@@ -126,6 +138,18 @@ public final class SQLiteTaskStore: TaskStore {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw StoreError.conflict("the key could not be stored: \(error.message ?? "constraint failed")")
         }
+        counters.bump(ChangeCounters.accountsSlot)
+    }
+
+    public func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool {
+        let revoked = try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
+                arguments: [now, id, accountID])
+            return db.changesCount > 0
+        }
+        if revoked { counters.bump(ChangeCounters.accountsSlot) }
+        return revoked
     }
 
     public func apiKeys(accountID: String) async throws -> [APIKeyRecord] {
@@ -139,7 +163,10 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func account(forKeyHash hash: String) async throws -> Account? {
-        try readNow { db in
+        let stamp = CounterStamp(first: counters.value(ChangeCounters.accountsSlot), second: 0)
+        // Only keys found in the database are cached: the copy is found by the hash of a key its holder presented.
+        if let cached = keyCache.value(hash, stamp: stamp) { return cached }
+        let account = try readNow { db in
             try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
@@ -152,6 +179,8 @@ public final class SQLiteTaskStore: TaskStore {
                 APIKeys.constantTimeEquals(row["key_hash"], hash) ? Self.account(row) : nil
             }
         }
+        if let account { keyCache.store(account, for: hash, stamp: stamp) }
+        return account
     }
 
     // MARK: Tasks
@@ -172,28 +201,35 @@ public final class SQLiteTaskStore: TaskStore {
                 task.failure?.code, task.failure?.message,
             ])
         }
+        counters.bump(ChangeCounters.slot(forTask: task.id))
     }
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {
-        try readNow { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND account_id = ?"), arguments: [id, accountID]
-            )
-            .first.map(Self.task)
-        }
+        let task = try await task(id: id)
+        return task?.accountID == accountID ? task : nil
     }
 
     public func task(id: String) async throws -> TaskRecord? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+        let stamp = taskStamp(id)
+        if let cached = taskCache.value(id, stamp: stamp) { return cached }
+        let task = try readNow { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?"), arguments: [id])
+                .first.map(Self.task)
         }
+        if let task { taskCache.store(task, for: id, stamp: stamp) }
+        return task
+    }
+
+    /// The counters a copy of task `id` is current under.
+    private func taskStamp(_ id: String) -> CounterStamp {
+        .init(first: counters.value(ChangeCounters.allTasksSlot), second: counters.value(ChangeCounters.slot(forTask: id)))
     }
 
     // MARK: Queue
 
     public func claimNext(worker: String, engine: String, now: Int64, leaseUntil: Int64, maxAttempts: Int) async throws -> TaskRecord? {
-        try await pool.write { db in
-            try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts)
+        let (abandoned, claimed) = try await pool.write { db -> (Int, TaskRecord?) in
+            let abandoned = try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts)
             guard
                 let id = try String.fetchOne(
                     db,
@@ -203,7 +239,7 @@ public final class SQLiteTaskStore: TaskStore {
                         ORDER BY created_at, id LIMIT 1
                         """,
                     arguments: [now])
-            else { return nil }
+            else { return (abandoned, nil) }
             try db.execute(
                 sql: """
                     UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = ?, lease_until = ?, engine = ?,
@@ -211,8 +247,11 @@ public final class SQLiteTaskStore: TaskStore {
                     WHERE id = ?
                     """,
                 arguments: [worker, leaseUntil, engine, now, now, id])
-            return try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+            return (abandoned, try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task))
         }
+        if abandoned > 0 { counters.bump(ChangeCounters.allTasksSlot) }
+        if let claimed { counters.bump(ChangeCounters.slot(forTask: claimed.id)) }
+        return claimed
     }
 
     public func heartbeat(taskID: String, attempt: Int, leaseUntil: Int64, now: Int64) async throws -> Bool {
@@ -245,7 +284,9 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {
-        try await pool.write { db in try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        let count = try await pool.write { db in try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        if count > 0 { counters.bump(ChangeCounters.allTasksSlot) }
+        return count
     }
 
     public func taskCounts() async throws -> [TaskState: Int] {
@@ -260,6 +301,12 @@ public final class SQLiteTaskStore: TaskStore {
 
     // MARK: Helpers
 
+    /// The change-counter values a cached row was read under.
+    struct CounterStamp: Equatable, Sendable {
+        var first: UInt64
+        var second: UInt64
+    }
+
     /// A short synchronous read on the caller's thread, for the per-request hot paths: it costs less than a hop
     /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction; callers
     /// step cached statements to completion (`fetchAll`) so no statement is left open on a pooled connection.
@@ -270,10 +317,12 @@ public final class SQLiteTaskStore: TaskStore {
     /// Applies `set` to a running task only while the claim identified by `attempt` is still current.
     private func updateClaimed(taskID: String, attempt: Int, set: String, _ values: [(any DatabaseValueConvertible)?]) async throws -> Bool {
         let arguments = StatementArguments(values + [taskID, attempt])
-        return try await pool.write { db in
+        let changed = try await pool.write { db in
             try db.execute(sql: "UPDATE tasks SET \(set) WHERE id = ? AND attempts = ? AND state = 'running'", arguments: arguments)
             return db.changesCount > 0
         }
+        if changed { counters.bump(ChangeCounters.slot(forTask: taskID)) }
+        return changed
     }
 
     @discardableResult

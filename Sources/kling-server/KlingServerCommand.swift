@@ -121,7 +121,8 @@ struct Accounts: AsyncParsableCommand {
 }
 
 struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys.", subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an API key; it is printed once, alone on the last line.")
@@ -144,6 +145,19 @@ struct Keys: AsyncParsableCommand {
             for key in try await AccountService(store: data.openStore()).keys(accountName: account) {
                 print("\(key.id)\t\(key.prefix)…\t\(key.revokedAt == nil ? "active" : "revoked")")
             }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key (by the id `keys list` shows); it stops working at once, also in a running server.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Account that owns the key") var account: String
+        @Argument(help: "Key id (key_...)") var keyID: String
+
+        func run() async throws {
+            try await AccountService(store: data.openStore()).revokeKey(accountName: account, keyID: keyID)
+            print("revoked key \(keyID) of account \(account)")
         }
     }
 }

@@ -222,4 +222,37 @@ struct RestartTests {
         #expect(created.status == 200)
         #expect(try ServerProcess.admin(["accounts", "list"], dataDirectory: directory).hasPrefix("dev\t"))
     }
+
+    @Test func keyRevokedByTheAdminCommandStopsWorkingInTheRunningServerAtOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-revoke-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = try ServerProcess.accountWithKey("erin", dataDirectory: directory)
+        let port = Self.freePort()
+        let server = try await ServerProcess.serve(port: port, dataDirectory: directory)
+        defer { server.kill() }
+        let base = "http://127.0.0.1:\(port)"
+        let created = try await HTTP.post(
+            "\(base)/api/v1/jobs/createTask", headers: [("Authorization", "Bearer \(key)")],
+            body: #"{"model":"kling-3.0/video","input":{"prompt":"revoke","duration":"3","mode":"std"}}"#)
+        let id = try #require((created.json["data"] as? [String: Any])?["taskId"] as? String)
+        // Both dialects have answered with the key, so the server holds it in its read cache.
+        for _ in 0..<3 {
+            #expect(try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: [("Authorization", "Bearer \(key)")]).status == 200)
+            #expect(try await HTTP.get("\(base)/api/v1/client/job/TaskInfo?task_id=\(id)", headers: [("x-api-key", key)]).status == 200)
+        }
+        let listing = try ServerProcess.admin(["keys", "list", "--account", "erin"], dataDirectory: directory)
+        let keyID = try #require(listing.split(separator: "\t").first.map(String.init))
+        _ = try ServerProcess.admin(["keys", "revoke", "--account", "erin", keyID], dataDirectory: directory)
+
+        let market = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: [("Authorization", "Bearer \(key)")])
+        #expect(market.status == 401)
+        #expect(market.json["code"] as? Int == 401)
+        let crun = try await HTTP.get("\(base)/api/v1/client/job/TaskInfo?task_id=\(id)", headers: [("x-api-key", key)])
+        #expect(crun.status == 401)
+        #expect(crun.json["message"] as? String != nil)
+        #expect(try ServerProcess.admin(["keys", "list", "--account", "erin"], dataDirectory: directory).contains("revoked"))
+        #expect(throws: ServerProcess.CommandFailed.self) {
+            try ServerProcess.admin(["keys", "revoke", "--account", "erin", keyID], dataDirectory: directory)
+        }
+    }
 }

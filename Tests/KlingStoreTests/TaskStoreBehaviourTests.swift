@@ -7,16 +7,31 @@ import Testing
 /// The behaviour every `TaskStore` must show; runs against each backend (SQLite now, PostgreSQL later).
 @Suite("TaskStore behaviour")
 struct TaskStoreBehaviourTests {
-    /// Backends under test, each with a fresh database.
-    static func makeStores() throws -> [(String, any TaskStore, URL)] {
+    /// One backend under test with a fresh database; `open` makes another, independent handle on the same database
+    /// (as a second process would have).
+    struct Backend {
+        var name: String
+        var directory: URL
+        var open: () throws -> any TaskStore
+    }
+
+    static func makeBackends() -> [Backend] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-store-\(UUID().uuidString)")
-        return [("sqlite", try SQLiteTaskStore.sqlite(path: directory.appendingPathComponent("t.sqlite").path), directory)]
+        return [
+            Backend(name: "sqlite", directory: directory) {
+                try SQLiteTaskStore.sqlite(path: directory.appendingPathComponent("t.sqlite").path)
+            }
+        ]
     }
 
     func withStores(_ body: (any TaskStore) async throws -> Void) async throws {
-        for (_, store, directory) in try Self.makeStores() {
-            defer { try? FileManager.default.removeItem(at: directory) }
-            try await body(store)
+        try await withBackends { try await body($0.open()) }
+    }
+
+    func withBackends(_ body: (Backend) async throws -> Void) async throws {
+        for backend in Self.makeBackends() {
+            defer { try? FileManager.default.removeItem(at: backend.directory) }
+            try await body(backend)
         }
     }
 
@@ -44,6 +59,63 @@ struct TaskStoreBehaviourTests {
             #expect(try await store.account(forKeyHash: APIKeys.hash("secret"))?.id == account.id)
             #expect(try await store.account(forKeyHash: APIKeys.hash("old")) == nil)
             #expect(try await store.account(forKeyHash: APIKeys.hash("nope")) == nil)
+        }
+    }
+
+    @Test func revokedKeyStopsAuthenticatingAtOnce() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", now: 1)
+            let bob = try await store.createAccount(name: "bob", now: 1)
+            let hash = APIKeys.hash("secret")
+            try await store.addAPIKey(APIKeyRecord(id: "k1", accountID: alice.id, hash: hash, prefix: "sec", createdAt: 1))
+            #expect(try await store.account(forKeyHash: hash)?.id == alice.id)
+            #expect(try await store.revokeAPIKey(id: "k1", accountID: bob.id, now: 2) == false)
+            #expect(try await store.account(forKeyHash: hash)?.id == alice.id)
+            #expect(try await store.revokeAPIKey(id: "k1", accountID: alice.id, now: 3))
+            #expect(try await store.account(forKeyHash: hash) == nil)
+            #expect(try await store.revokeAPIKey(id: "k1", accountID: alice.id, now: 4) == false)
+            #expect(try await store.apiKeys(accountID: alice.id).first?.revokedAt == 3)
+        }
+    }
+
+    /// Reads are cached per process; a write through any other handle (another process) must show at once.
+    @Test func everyHandleSeesAnotherHandlesWritesAtOnce() async throws {
+        try await withBackends { backend in
+            let reader = try backend.open()
+            let writer = try backend.open()
+            let account = try await writer.createAccount(name: "a", now: 1)
+            let hash = APIKeys.hash("k")
+            try await writer.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
+            for index in 0..<3 { try await queuedTask(writer, account: account, id: "t\(index)", createdAt: Int64(index)) }
+
+            func readState(_ id: String) async throws -> TaskRecord? {
+                // Twice: the first read may fill the cache, the second must still be current.
+                _ = try await reader.task(id: id, accountID: account.id)
+                return try await reader.task(id: id, accountID: account.id)
+            }
+            #expect(try await reader.account(forKeyHash: hash)?.id == account.id)
+            #expect(try await readState("t0")?.state == .queued)
+
+            _ = try await writer.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 10, maxAttempts: 1)
+            #expect(try await readState("t0")?.state == .running)
+            _ = try await writer.updateProgress(taskID: "t0", attempt: 1, progress: 40, now: 3)
+            #expect(try await readState("t0")?.progress == 40)
+            _ = try await writer.complete(taskID: "t0", attempt: 1, result: Self.result, now: 4)
+            #expect(try await readState("t0")?.state == .succeeded)
+
+            _ = try await writer.claimNext(worker: "w", engine: "preview", now: 5, leaseUntil: 10, maxAttempts: 1)
+            #expect(try await readState("t1")?.state == .running)
+            _ = try await writer.fail(taskID: "t1", attempt: 1, failure: TaskFailure(code: 501, message: "x"), now: 6)
+            #expect(try await readState("t1")?.failure?.code == 501)
+
+            // A bulk change (abandoned claims failed in one statement) reaches cached copies too.
+            _ = try await writer.claimNext(worker: "w", engine: "preview", now: 7, leaseUntil: 10, maxAttempts: 1)
+            #expect(try await readState("t2")?.state == .running)
+            #expect(try await writer.failAbandoned(now: 11, maxAttempts: 1) == 1)
+            #expect(try await readState("t2")?.state == .failed)
+
+            #expect(try await writer.revokeAPIKey(id: "k", accountID: account.id, now: 12))
+            #expect(try await reader.account(forKeyHash: hash) == nil)
         }
     }
 

@@ -37,6 +37,16 @@ public struct AccountService: Sendable {
         return try await store.apiKeys(accountID: account.id)
     }
 
+    /// Revokes an account's key by id; it stops authenticating at once, in every process on the store.
+    public func revokeKey(accountName: String, keyID: String) async throws {
+        guard let account = try await store.account(named: accountName) else {
+            throw StoreError.notFound("no account named \(accountName)")
+        }
+        guard try await store.revokeAPIKey(id: keyID, accountID: account.id, now: TaskWorker.nowMillis()) else {
+            throw StoreError.notFound("account \(accountName) has no active key \(keyID)")
+        }
+    }
+
     /// On an empty store, creates the `dev` account with one key and returns the key; otherwise `nil`.
     public func bootstrapIfEmpty() async throws -> String? {
         guard try await store.accounts().isEmpty else { return nil }

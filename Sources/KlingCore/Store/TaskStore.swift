@@ -15,12 +15,15 @@ public protocol TaskStore: Sendable {
     func apiKeys(accountID: String) async throws -> [APIKeyRecord]
     /// The account owning an unrevoked key with this hash.
     func account(forKeyHash hash: String) async throws -> Account?
+    /// Revokes a key of an account; `false` when the account has no such active key. Takes effect for every
+    /// process on the store at once.
+    func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool
 
     // MARK: Tasks
 
     /// Stores a new queued task.
     func insert(_ task: TaskRecord) async throws
-    /// A task, only if it belongs to `accountID` (tenant isolation lives in the query).
+    /// A task, only if it belongs to `accountID`: other accounts get `nil`, exactly as for unknown ids.
     func task(id: String, accountID: String) async throws -> TaskRecord?
     /// A task by id regardless of owner (workers and admin tools only).
     func task(id: String) async throws -> TaskRecord?
