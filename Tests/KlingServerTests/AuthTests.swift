@@ -33,6 +33,24 @@ struct AuthTests {
         }
     }
 
+    @Test func authorizationHeaderIsReadAsRFC6750Says() async throws {
+        let server = try await TestServer.make()
+        try await server.run { (client) async throws -> Void in
+            func status(_ value: String) async throws -> Int {
+                try await client.execute(
+                    uri: "/api/v1/jobs/recordInfo?taskId=task_x", method: .get, headers: [.authorization: value]
+                ) { JSONAnswer($0) }.status
+            }
+            // The scheme is case-insensitive and spaces around the credentials do not matter: 404 means authenticated.
+            #expect(try await status("Bearer \(server.key)") == 404)
+            #expect(try await status("bearer \(server.key)") == 404)
+            #expect(try await status("BEARER  \(server.key) ") == 404)
+            for bad in ["Bearer", "Bearer ", "Basic \(server.key)", "Bearer\(server.key)", server.key, "Bearer x\(server.key)"] {
+                #expect(try await status(bad) == 401, "\(bad)")
+            }
+        }
+    }
+
     @Test func keyOfOneDialectIsNotReadFromTheOtherDialectsHeader() async throws {
         let server = try await TestServer.make()
         try await server.run { client in

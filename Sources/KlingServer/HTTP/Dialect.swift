@@ -31,15 +31,24 @@ enum JSONResponse {
         return encoder
     }()
 
-    static func make(status: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
-        let data = (try? JSONResponse.encoder.encode(body)) ?? Data("null".utf8)
+    static func make(status: Int, body: some Encodable, headers: HTTPFields = [:]) -> Response {
+        make(status: status, bytes: encode(body), headers: headers)
+    }
+
+    /// A JSON response around an already encoded body.
+    static func make(status: Int, bytes: ByteBuffer, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         return Response(
             status: HTTPResponse.Status(code: status, reasonPhrase: reasonPhrase(status)),
             headers: fields,
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+            body: ResponseBody(byteBuffer: bytes)
         )
+    }
+
+    /// The JSON text of `body`.
+    static func encode(_ body: some Encodable) -> ByteBuffer {
+        ByteBuffer(bytes: (try? encoder.encode(body)) ?? Data("null".utf8))
     }
 
     static func reasonPhrase(_ code: Int) -> String {

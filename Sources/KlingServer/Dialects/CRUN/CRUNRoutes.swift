@@ -7,6 +7,7 @@ import KlingCore
 struct CRUNRoutes {
     let tasks: TaskService
     let links: ResultLinks
+    let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
         let group = router.group("api/v1/client")
@@ -36,6 +37,9 @@ struct CRUNRoutes {
         guard let task = try await tasks.task(id: id, account: account) else {
             throw APIError.notFound("task_id: no task \(id) for this account")
         }
-        return CRUNDialect.success(CRUNDialect.taskInfo(task, links: links))
+        let answer = answers.answer(for: task) { task in
+            JSONResponse.encode(CRUNDialect.Envelope(code: 200, message: "success", data: CRUNTaskInfo(task, links: links)))
+        }
+        return JSONResponse.make(status: 200, bytes: answer)
     }
 }

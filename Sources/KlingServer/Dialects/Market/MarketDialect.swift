@@ -19,6 +19,13 @@ enum MarketDialect: Dialect {
         response(code: 200, body: .object(["code": 200, "msg": "success", "data": data]))
     }
 
+    /// The success envelope around a typed `data` object.
+    struct Envelope<Payload: Encodable & Sendable>: Encodable, Sendable {
+        var code: Int
+        var msg: String
+        var data: Payload
+    }
+
     /// Market's state words.
     static func state(_ state: TaskState) -> String {
         switch state {
@@ -28,39 +35,31 @@ enum MarketDialect: Dialect {
         case .failed: "fail"
         }
     }
-
-    /// The `recordInfo` data object of a task.
-    static func taskDetails(_ task: TaskRecord, links: ResultLinks) -> JSONValue {
-        var resultJSON: JSONValue = .null
-        if task.state == .succeeded, let video = links.videoURL(task) {
-            var result: [String: JSONValue] = ["resultUrls": .array([.string(video)])]
-            if let cover = links.coverURL(task) { result["coverUrl"] = .string(cover) }
-            resultJSON = .string(JSONValue.object(result).jsonString())
-        }
-        return .object([
-            "taskId": .string(task.id),
-            "model": .string(task.model),
-            "state": .string(state(task.state)),
-            "param": .string(task.params),
-            "resultJson": resultJSON,
-            "failCode": .string(task.failure.map { String($0.code) } ?? ""),
-            "failMsg": .string(task.failure?.message ?? ""),
-            "costTime": .number(Double(task.costTimeMillis)),
-            "completeTime": task.completedAt.map { .number(Double($0)) } ?? .null,
-            "createTime": .number(Double(task.createdAt)),
-            "updateTime": .number(Double(task.updatedAt)),
-            "progress": .number(Double(task.progress)),
-            "engine": task.engine.map(JSONValue.string) ?? .null,
-        ])
-    }
 }
 
-/// `Authorization: Bearer KEY` → KEY.
+/// `Authorization: Bearer KEY` → KEY (scheme case-insensitive, surrounding spaces ignored).
 func bearerToken(_ request: Request) -> String? {
     guard let header = request.headers[.authorization] else { return nil }
-    let parts = header.split(separator: " ", maxSplits: 1)
-    guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-    return parts[1].trimmingCharacters(in: .whitespaces)
+    let value = header.trimmingSpaces()
+    let scheme = "bearer".utf8
+    guard value.utf8.count > scheme.count + 1,
+        value.utf8.prefix(scheme.count).elementsEqual(scheme, by: { $0 | 0x20 == $1 }),
+        value.utf8.dropFirst(scheme.count).first == UInt8(ascii: " ")
+    else { return nil }
+    // The scheme and its space are ASCII, so they are exactly that many characters.
+    return String(value.dropFirst(scheme.count + 1).trimmingSpaces())
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs (header values; cheaper than Foundation's trimming).
+    func trimmingSpaces() -> Substring {
+        let string = Substring(self)
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let start = string.firstIndex(where: { !isSpace($0) }), let end = string.lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return string[start...end]
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {

@@ -7,6 +7,7 @@ import KlingCore
 struct MarketRoutes {
     let tasks: TaskService
     let links: ResultLinks
+    let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
         let group = router.group("api/v1")
@@ -36,6 +37,9 @@ struct MarketRoutes {
         guard let task = try await tasks.task(id: id, account: account) else {
             throw APIError.notFound("taskId: no task \(id) for this account")
         }
-        return MarketDialect.success(MarketDialect.taskDetails(task, links: links))
+        let answer = answers.answer(for: task) { task in
+            JSONResponse.encode(MarketDialect.Envelope(code: 200, msg: "success", data: MarketTaskDetails(task, links: links)))
+        }
+        return JSONResponse.make(status: 200, bytes: answer)
     }
 }
