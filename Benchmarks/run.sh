@@ -8,6 +8,7 @@ scripts/install-deps.sh
 swift build -c release --product kling-server
 swift build -c release --product HelloBench
 swift build -c release --product RenderBench
+swift build -c release --product HotPathBench
 BIN=.build/release
 DURATION=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
@@ -57,6 +58,10 @@ echo "|---|---|---|---|"
 printf "| bare Hummingbird hello-world | %s | %s | 1.00x |\n" "$hello_rps" "$hello_p99"
 printf "| GET recordInfo | %s | %s | %sx |\n" "$info_rps" "$info_p99" "$(awk -v a="$info_rps" -v b="$hello_rps" 'BEGIN{printf "%.2f", a/b}')"
 printf "| POST createTask | %s | %s | %sx |\n" "$create_rps" "$create_p99" "$(awk -v a="$create_rps" -v b="$hello_rps" 'BEGIN{printf "%.2f", a/b}')"
+
+echo
+echo "## Store hot paths (no HTTP)"
+$BIN/HotPathBench
 
 [ -n "${BENCH_SKIP_RENDER:-}" ] && exit 0
 echo
