@@ -11,14 +11,14 @@ import Foundation
 /// on the same database (the server, admin commands, a second server) learns in nanoseconds whether a row it cached
 /// may have changed.
 ///
-/// Slot 0 counts account and key changes; slot 1 counts bulk task changes; every other slot counts changes to the
+/// Slot 0 counts changes to accounts, keys, limits and switches; slot 1 counts bulk task changes; every other slot counts changes to the
 /// tasks whose id hashes to it. A reader loads the counters before reading the database and keeps the values with
 /// what it read; the cached copy is current while the counters are unchanged. Writers bump after their commit, so a
 /// reader can only keep a row that is older than the counters say for the moment between a commit and its bump.
 final class ChangeCounters: @unchecked Sendable {
     /// Counter slots (a power of two); 8 bytes each.
     static let slotCount = 4096
-    static let accountsSlot = 0
+    static let controlSlot = 0
     static let allTasksSlot = 1
 
     private let base: UnsafeMutableRawPointer

@@ -29,6 +29,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// Rows read on the per-request hot paths, current while their change counters are unchanged.
     private let keyCache: StampedCache<CounterStamp, Account>
     private let taskCache: StampedCache<CounterStamp, TaskRecord>
+    private let switchCache: StampedCache<CounterStamp, ServiceSwitches>
 
     /// Opens (creating if needed) the database and runs its migrations.
     public init(configuration: Configuration) throws {
@@ -45,6 +46,7 @@ public final class SQLiteTaskStore: TaskStore {
         counters = try ChangeCounters(path: configuration.path + "-changes")
         keyCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
         taskCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
+        switchCache = StampedCache(capacity: configuration.readCacheSize > 0 ? 1 : 0, maxAge: configuration.readCacheMaxAge)
     }
 
     /// Static factory so call sites read `.sqlite(path:)`.
@@ -96,23 +98,51 @@ public final class SQLiteTaskStore: TaskStore {
                     CREATE INDEX tasks_account ON tasks(account_id, created_at);
                     """)
         }
+        migrator.registerMigration("v2-billing") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE accounts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE accounts ADD COLUMN limits TEXT;
+                    ALTER TABLE tasks ADD COLUMN credits INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE tasks ADD COLUMN refunded_credits INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX tasks_active ON tasks(account_id, state);
+                    CREATE TABLE ledger (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        account_id TEXT NOT NULL REFERENCES accounts(id),
+                        kind TEXT NOT NULL,
+                        amount INTEGER NOT NULL,
+                        task_id TEXT,
+                        note TEXT NOT NULL DEFAULT '',
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX ledger_account ON ledger(account_id, id);
+                    -- A task is charged once and refunded at most once, whatever retries or crashes happen.
+                    CREATE UNIQUE INDEX ledger_task_kind ON ledger(task_id, kind) WHERE task_id IS NOT NULL;
+                    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    """)
+        }
         return migrator
     }
 
     // MARK: Accounts and keys
 
-    public func createAccount(name: String, now: Int64) async throws -> Account {
+    public func createAccount(name: String, credits: Int64, now: Int64) async throws -> Account {
         let account = Account(id: "acct_" + APIKeys.randomID(), name: name, createdAt: now)
         do {
             try await pool.write { db in
                 try db.execute(
-                    sql: "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
+                    sql: "INSERT INTO accounts (id, name, created_at, balance) VALUES (?, ?, ?, 0)",
                     arguments: [account.id, account.name, account.createdAt])
+                if credits != 0 {
+                    try Self.moveCredits(db, accountID: account.id, kind: .topUp, amount: credits, taskID: nil, note: "starting grant", now: now)
+                }
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw StoreError.conflict("an account named \(name) already exists")
         }
-        counters.bump(ChangeCounters.accountsSlot)
+        counters.bump(ChangeCounters.controlSlot)
         return account
     }
 
@@ -138,7 +168,7 @@ public final class SQLiteTaskStore: TaskStore {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw StoreError.conflict("the key could not be stored: \(error.message ?? "constraint failed")")
         }
-        counters.bump(ChangeCounters.accountsSlot)
+        counters.bump(ChangeCounters.controlSlot)
     }
 
     public func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool {
@@ -148,7 +178,7 @@ public final class SQLiteTaskStore: TaskStore {
                 arguments: [now, id, accountID])
             return db.changesCount > 0
         }
-        if revoked { counters.bump(ChangeCounters.accountsSlot) }
+        if revoked { counters.bump(ChangeCounters.controlSlot) }
         return revoked
     }
 
@@ -163,7 +193,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func account(forKeyHash hash: String) async throws -> Account? {
-        let stamp = CounterStamp(first: counters.value(ChangeCounters.accountsSlot), second: 0)
+        let stamp = CounterStamp(first: counters.value(ChangeCounters.controlSlot), second: 0)
         // Only keys found in the database are cached: the copy is found by the hash of a key its holder presented.
         if let cached = keyCache.value(hash, stamp: stamp) { return cached }
         let account = try readNow { db in
@@ -183,22 +213,162 @@ public final class SQLiteTaskStore: TaskStore {
         return account
     }
 
+    public func setLimits(accountID: String, limits: LimitOverrides) async throws {
+        let encoded = try Self.encode(limits)
+        let changed = try await pool.write { db in
+            try db.execute(sql: "UPDATE accounts SET limits = ? WHERE id = ?", arguments: [encoded, accountID])
+            return db.changesCount > 0
+        }
+        guard changed else { throw StoreError.notFound("no account \(accountID)") }
+        counters.bump(ChangeCounters.controlSlot)
+    }
+
+    // MARK: Credits
+
+    public func balance(accountID: String) async throws -> Int64 {
+        try readNow { db in
+            guard let balance = try Int64.fetchOne(db, sql: "SELECT balance FROM accounts WHERE id = ?", arguments: [accountID]) else {
+                throw StoreError.notFound("no account \(accountID)")
+            }
+            return balance
+        }
+    }
+
+    public func addCredits(accountID: String, amount: Int64, note: String, now: Int64) async throws -> Int64 {
+        try await pool.write { db in
+            try Self.moveCredits(
+                db, accountID: accountID, kind: amount >= 0 ? .topUp : .adjustment, amount: amount, taskID: nil, note: note, now: now)
+            return try Int64.fetchOne(db, sql: "SELECT balance FROM accounts WHERE id = ?", arguments: [accountID]) ?? 0
+        }
+    }
+
+    public func ledger(accountID: String) async throws -> [LedgerEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM ledger WHERE account_id = ? ORDER BY id", arguments: [accountID]).map { row in
+                LedgerEntry(
+                    id: row["id"], accountID: row["account_id"], kind: LedgerEntry.Kind(rawValue: row["kind"]) ?? .adjustment,
+                    amount: row["amount"], taskID: row["task_id"], note: row["note"], createdAt: row["created_at"])
+            }
+        }
+    }
+
+    public func ledgerMismatches() async throws -> [LedgerMismatch] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.id, a.name, a.balance, COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.account_id = a.id), 0) AS total
+                    FROM accounts a WHERE a.balance != COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.account_id = a.id), 0)
+                    ORDER BY a.name
+                    """
+            ).map { LedgerMismatch(accountID: $0["id"], accountName: $0["name"], balance: $0["balance"], ledgerSum: $0["total"]) }
+        }
+    }
+
+    /// Moves credits with a ledger entry in the caller's transaction; never lets the balance go below zero, and
+    /// charges or refunds a task at most once (the ledger's unique index).
+    private static func moveCredits(
+        _ db: Database, accountID: String, kind: LedgerEntry.Kind, amount: Int64, taskID: String?, note: String, now: Int64
+    ) throws {
+        try db.execute(
+            sql: "UPDATE accounts SET balance = balance + ? WHERE id = ? AND balance + ? >= 0", arguments: [amount, accountID, amount])
+        guard db.changesCount > 0 else {
+            guard let balance = try Int64.fetchOne(db, sql: "SELECT balance FROM accounts WHERE id = ?", arguments: [accountID]) else {
+                throw StoreError.notFound("no account \(accountID)")
+            }
+            throw StoreError.insufficientCredits("the balance is \(balance) credits; \(-amount) are needed")
+        }
+        try db.execute(
+            sql: "INSERT INTO ledger (account_id, kind, amount, task_id, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [accountID, kind.rawValue, amount, taskID, note, now])
+    }
+
+    /// Gives a failed task its price back, once, in the caller's transaction.
+    private static func refund(_ db: Database, taskID: String, now: Int64) throws {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT account_id, credits, refunded_credits FROM tasks WHERE id = ?", arguments: [taskID])
+        else { return }
+        let credits: Int64 = row["credits"]
+        let refunded: Int64 = row["refunded_credits"]
+        guard credits > 0, refunded == 0 else { return }
+        try moveCredits(db, accountID: row["account_id"], kind: .refund, amount: credits, taskID: taskID, note: "task failed", now: now)
+        try db.execute(sql: "UPDATE tasks SET refunded_credits = ? WHERE id = ?", arguments: [credits, taskID])
+    }
+
+    // MARK: Switches
+
+    public func switches() async throws -> ServiceSwitches {
+        let stamp = CounterStamp(first: counters.value(ChangeCounters.controlSlot), second: 0)
+        if let cached = switchCache.value("switches", stamp: stamp) { return cached }
+        let switches = try readNow { db in
+            var switches = ServiceSwitches()
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM settings")) {
+                let key: String = row["key"]
+                let value: String = row["value"]
+                if key == "maintenance" { switches.maintenance = value == "on" }
+                if key.hasPrefix("feature."), value == "off", let feature = ServiceSwitches.Feature(rawValue: String(key.dropFirst(8))) {
+                    switches.disabledFeatures.insert(feature)
+                }
+            }
+            return switches
+        }
+        switchCache.store(switches, for: "switches", stamp: stamp)
+        return switches
+    }
+
+    public func setMaintenance(_ on: Bool) async throws {
+        try await setting("maintenance", on ? "on" : "off")
+    }
+
+    public func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws {
+        try await setting("feature." + feature.rawValue, enabled ? "on" : "off")
+    }
+
+    private func setting(_ key: String, _ value: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [key, value])
+        }
+        counters.bump(ChangeCounters.controlSlot)
+    }
+
     // MARK: Tasks
 
-    public func insert(_ task: TaskRecord) async throws {
+    public func insert(_ task: TaskRecord, maxActiveTasks: Int?) async throws {
         let request = try Self.encode(task.request)
         let result = try task.result.map(Self.encode)
         try await pool.write { db in
+            // The charge comes first: its write takes the database's write lock, so the count below cannot race
+            // another process's create.
+            if task.credits > 0 {
+                try Self.moveCredits(
+                    db, accountID: task.accountID, kind: .charge, amount: -task.credits, taskID: task.id, note: "task accepted", now: task.createdAt)
+            } else {
+                try db.execute(sql: "UPDATE accounts SET balance = balance WHERE id = ?", arguments: [task.accountID])
+            }
+            if let maxActiveTasks {
+                let active =
+                    try Int.fetchOne(
+                        db.cachedStatement(sql: "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND state IN ('queued', 'running')"),
+                        arguments: [task.accountID]) ?? 0
+                if active >= maxActiveTasks {
+                    throw StoreError.limitReached(
+                        "the account already has \(active) queued or running tasks, its limit; wait for one to finish")
+                }
+            }
             try db.cachedStatement(
                 sql: """
                     INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
-                        created_at, updated_at, started_at, completed_at, result, failure_code, failure_message)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
+                        refunded_credits)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
                 task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
-                task.failure?.code, task.failure?.message,
+                task.failure?.code, task.failure?.message, task.credits, task.refundedCredits,
             ])
         }
         counters.bump(ChangeCounters.slot(forTask: task.id))
@@ -274,7 +444,8 @@ public final class SQLiteTaskStore: TaskStore {
         try await updateClaimed(
             taskID: taskID, attempt: attempt,
             set: "state = 'failed', failure_code = ?, failure_message = ?, completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL",
-            [failure.code, failure.message, now, now])
+            [failure.code, failure.message, now, now]
+        ) { db in try Self.refund(db, taskID: taskID, now: now) }
     }
 
     public func release(taskID: String, attempt: Int, now: Int64) async throws -> Bool {
@@ -285,6 +456,26 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {
         let count = try await pool.write { db in try Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        if count > 0 { counters.bump(ChangeCounters.allTasksSlot) }
+        return count
+    }
+
+    public func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int {
+        let count = try await pool.write { db in
+            let ids = try String.fetchAll(
+                db, sql: "SELECT id FROM tasks WHERE state IN ('queued', 'running') AND created_at < ?", arguments: [createdBefore])
+            for id in ids {
+                try db.execute(
+                    sql: """
+                        UPDATE tasks SET state = 'failed', failure_code = 500, failure_message = ?, completed_at = ?, updated_at = ?,
+                            lease_owner = NULL, lease_until = NULL
+                        WHERE id = ?
+                        """,
+                    arguments: [message, now, now, id])
+                try Self.refund(db, taskID: id, now: now)
+            }
+            return ids.count
+        }
         if count > 0 { counters.bump(ChangeCounters.allTasksSlot) }
         return count
     }
@@ -314,12 +505,18 @@ public final class SQLiteTaskStore: TaskStore {
         try pool.read(body)
     }
 
-    /// Applies `set` to a running task only while the claim identified by `attempt` is still current.
-    private func updateClaimed(taskID: String, attempt: Int, set: String, _ values: [(any DatabaseValueConvertible)?]) async throws -> Bool {
+    /// Applies `set` to a running task only while the claim identified by `attempt` is still current, then runs
+    /// `then` in the same transaction if it did.
+    private func updateClaimed(
+        taskID: String, attempt: Int, set: String, _ values: [(any DatabaseValueConvertible)?],
+        then: @escaping @Sendable (Database) throws -> Void = { _ in }
+    ) async throws -> Bool {
         let arguments = StatementArguments(values + [taskID, attempt])
         let changed = try await pool.write { db in
             try db.execute(sql: "UPDATE tasks SET \(set) WHERE id = ? AND attempts = ? AND state = 'running'", arguments: arguments)
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try then(db)
+            return true
         }
         if changed { counters.bump(ChangeCounters.slot(forTask: taskID)) }
         return changed
@@ -327,25 +524,31 @@ public final class SQLiteTaskStore: TaskStore {
 
     @discardableResult
     private static func failAbandoned(_ db: Database, now: Int64, maxAttempts: Int) throws -> Int {
-        try db.execute(
-            sql: """
-                UPDATE tasks SET state = 'failed', failure_code = 500,
-                    failure_message = 'the task was abandoned: its worker stopped responding ' || attempts || ' times (lease expired); giving up after ' || attempts || ' attempts',
-                    completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
-                WHERE state = 'running' AND lease_until < ? AND attempts >= ?
-                """,
-            arguments: [now, now, now, maxAttempts])
-        return db.changesCount
+        let ids = try String.fetchAll(
+            db, sql: "SELECT id FROM tasks WHERE state = 'running' AND lease_until < ? AND attempts >= ?", arguments: [now, maxAttempts])
+        for id in ids {
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET state = 'failed', failure_code = 500,
+                        failure_message = 'the task was abandoned: its worker stopped responding ' || attempts || ' times (lease expired); giving up after ' || attempts || ' attempts',
+                        completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
+                    WHERE id = ?
+                    """,
+                arguments: [now, now, id])
+            try refund(db, taskID: id, now: now)
+        }
+        return ids.count
     }
 
     private static func account(_ row: Row) -> Account {
-        Account(id: row["id"], name: row["name"], createdAt: row["created_at"])
+        let limits = (row["limits"] as String?).flatMap { try? decoder.decode(LimitOverrides.self, from: Data($0.utf8)) }
+        return Account(id: row["id"], name: row["name"], createdAt: row["created_at"], limits: limits ?? LimitOverrides())
     }
 
     /// The columns ``task(_:)`` reads, in the order it reads them by index (name lookups cost on the hot path).
     static let taskColumns = """
         id, account_id, dialect, model, request, params, state, progress, attempts, engine, created_at, updated_at,
-        started_at, completed_at, result, failure_code, failure_message
+        started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits
         """
 
     private static func task(_ row: Row) throws -> TaskRecord {
@@ -356,7 +559,8 @@ public final class SQLiteTaskStore: TaskStore {
         return TaskRecord(
             id: row[0], accountID: row[1], dialect: row[2], model: row[3], request: request, params: row[5],
             state: TaskState(rawValue: row[6]) ?? .failed, progress: row[7], attempts: row[8], engine: row[9], createdAt: row[10],
-            updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure)
+            updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure, credits: row[17],
+            refundedCredits: row[18])
     }
 
     /// Coders shared by every call (both are thread-safe); making one per row showed in profiles.

@@ -12,7 +12,9 @@ struct KlingServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kling-server",
         abstract: "KlingKit: a self-hostable, Kling 3.0 compatible video generation server.",
-        subcommands: [Serve.self, Accounts.self, Keys.self],
+        subcommands: [
+            Serve.self, Accounts.self, Keys.self, Credits.self, Ledger.self, Limits.self, Maintenance.self, Features.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }
@@ -32,6 +34,9 @@ struct DataOptions: ParsableArguments {
         configuration.dataDirectory = resolvedDataDirectory
         return try SQLiteTaskStore.sqlite(path: configuration.databasePath)
     }
+
+    /// Account administration on this data directory.
+    func accountService() throws -> AccountService { AccountService(store: try openStore()) }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -57,19 +62,20 @@ struct Serve: AsyncParsableCommand {
             configuration.pollInterval = .milliseconds(try Self.integer(poll, name: "KLING_POLL_MS"))
         }
         guard configuration.workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+        try EnvironmentSettings.apply(environment, to: &configuration)
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "kling-server")
         logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
         let store = try data.openStore()
-        if let key = try await AccountService(store: store).bootstrapIfEmpty() {
+        if let key = try await AccountService(store: store).bootstrapIfEmpty(credits: configuration.defaultCredits) {
             let url = configuration.publicURL ?? "http://localhost:\(configuration.port)"
             // Written straight to the file descriptor: visible at once even when stdout is a file or a pipe.
             FileHandle.standardOutput.write(
                 Data(
                     """
-                    Created the development account "dev" with this API key (shown once; keep it):
+                    Created the development account "dev" with \(configuration.defaultCredits) credits and this API key (shown once; keep it):
 
                         \(key)
 
@@ -91,73 +97,5 @@ struct Serve: AsyncParsableCommand {
     static func integer(_ text: String, name: String) throws -> Int {
         guard let value = Int(text) else { throw ValidationError("\(name) must be a whole number, not \(text)") }
         return value
-    }
-}
-
-struct Accounts: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage accounts.", subcommands: [Create.self, List.self])
-
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an account.")
-        @OptionGroup var data: DataOptions
-        @Argument(help: "Account name") var name: String
-
-        func run() async throws {
-            let account = try await AccountService(store: data.openStore()).createAccount(name: name)
-            print("created account \(account.name) (\(account.id))")
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List accounts.")
-        @OptionGroup var data: DataOptions
-
-        func run() async throws {
-            for account in try await AccountService(store: data.openStore()).accounts() {
-                print("\(account.name)\t\(account.id)")
-            }
-        }
-    }
-}
-
-struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Manage API keys.", subcommands: [Create.self, List.self, Revoke.self])
-
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue an API key; it is printed once, alone on the last line.")
-        @OptionGroup var data: DataOptions
-        @Option(help: "Account that owns the key") var account: String
-
-        func run() async throws {
-            let (key, record) = try await AccountService(store: data.openStore()).createKey(accountName: account)
-            print("created key \(record.id) for account \(account); store it now, it is not shown again:")
-            print(key)
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List an account's keys (prefixes only).")
-        @OptionGroup var data: DataOptions
-        @Option(help: "Account") var account: String
-
-        func run() async throws {
-            for key in try await AccountService(store: data.openStore()).keys(accountName: account) {
-                print("\(key.id)\t\(key.prefix)…\t\(key.revokedAt == nil ? "active" : "revoked")")
-            }
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Revoke a key (by the id `keys list` shows); it stops working at once, also in a running server.")
-        @OptionGroup var data: DataOptions
-        @Option(help: "Account that owns the key") var account: String
-        @Argument(help: "Key id (key_...)") var keyID: String
-
-        func run() async throws {
-            try await AccountService(store: data.openStore()).revokeKey(accountName: account, keyID: keyID)
-            print("revoked key \(keyID) of account \(account)")
-        }
     }
 }

@@ -22,17 +22,25 @@ struct TestServer {
     /// Key of account "bob" (for tenant isolation).
     let otherKey: String
 
-    static func make(workers: Int = 0) async throws -> TestServer {
+    /// A server with `workers` renders; alice and bob start with `credits` each. Rate limits are off unless
+    /// `configure` sets them (tests fire requests faster than any client should).
+    static func make(
+        workers: Int = 0, credits: Int64 = 1_000_000, configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-test-\(UUID().uuidString)", isDirectory: true)
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory
         configuration.port = 0
         configuration.workers = workers
         configuration.pollInterval = .milliseconds(100)
+        configuration.limits.createsPerWindow = 0
+        configuration.limits.queriesPerSecond = 0
+        configuration.limits.maxActiveTasks = 1000
+        configure(&configuration)
         let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
         let accounts = AccountService(store: store)
-        _ = try await accounts.createAccount(name: "alice")
-        _ = try await accounts.createAccount(name: "bob")
+        _ = try await accounts.createAccount(name: "alice", credits: credits)
+        _ = try await accounts.createAccount(name: "bob", credits: credits)
         let key = try await accounts.createKey(accountName: "alice").key
         let otherKey = try await accounts.createKey(accountName: "bob").key
         return TestServer(directory: directory, store: store, configuration: configuration, key: key, otherKey: otherKey)

@@ -40,19 +40,19 @@ struct TaskStoreBehaviourTests {
         try await store.insert(
             TaskRecord(
                 id: id, accountID: account.id, dialect: "market", model: "kling-3.0", request: request, params: "{}",
-                createdAt: createdAt, updatedAt: createdAt))
+                createdAt: createdAt, updatedAt: createdAt), maxActiveTasks: nil)
     }
 
     @Test func accountNamesAreUnique() async throws {
         try await withStores { store in
-            _ = try await store.createAccount(name: "a", now: 1)
-            await #expect(throws: StoreError.self) { _ = try await store.createAccount(name: "a", now: 2) }
+            _ = try await store.createAccount(name: "a", credits: 0, now: 1)
+            await #expect(throws: StoreError.self) { _ = try await store.createAccount(name: "a", credits: 0, now: 2) }
         }
     }
 
     @Test func keysResolveToTheirAccountAndRevokedOrUnknownKeysDoNot() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             try await store.addAPIKey(APIKeyRecord(id: "k1", accountID: account.id, hash: APIKeys.hash("secret"), prefix: "sec", createdAt: 1))
             try await store.addAPIKey(
                 APIKeyRecord(id: "k2", accountID: account.id, hash: APIKeys.hash("old"), prefix: "old", createdAt: 1, revokedAt: 2))
@@ -64,8 +64,8 @@ struct TaskStoreBehaviourTests {
 
     @Test func revokedKeyStopsAuthenticatingAtOnce() async throws {
         try await withStores { store in
-            let alice = try await store.createAccount(name: "alice", now: 1)
-            let bob = try await store.createAccount(name: "bob", now: 1)
+            let alice = try await store.createAccount(name: "alice", credits: 0, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 0, now: 1)
             let hash = APIKeys.hash("secret")
             try await store.addAPIKey(APIKeyRecord(id: "k1", accountID: alice.id, hash: hash, prefix: "sec", createdAt: 1))
             #expect(try await store.account(forKeyHash: hash)?.id == alice.id)
@@ -83,7 +83,7 @@ struct TaskStoreBehaviourTests {
         try await withBackends { backend in
             let reader = try backend.open()
             let writer = try backend.open()
-            let account = try await writer.createAccount(name: "a", now: 1)
+            let account = try await writer.createAccount(name: "a", credits: 0, now: 1)
             let hash = APIKeys.hash("k")
             try await writer.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
             for index in 0..<3 { try await queuedTask(writer, account: account, id: "t\(index)", createdAt: Int64(index)) }
@@ -121,8 +121,8 @@ struct TaskStoreBehaviourTests {
 
     @Test func tasksAreVisibleOnlyToTheirOwner() async throws {
         try await withStores { store in
-            let alice = try await store.createAccount(name: "alice", now: 1)
-            let bob = try await store.createAccount(name: "bob", now: 1)
+            let alice = try await store.createAccount(name: "alice", credits: 0, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 0, now: 1)
             try await queuedTask(store, account: alice, id: "t1", createdAt: 10)
             #expect(try await store.task(id: "t1", accountID: alice.id)?.request.prompt == "p")
             #expect(try await store.task(id: "t1", accountID: bob.id) == nil)
@@ -131,7 +131,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func claimsOldestFirstAndFencesStaleClaims() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             try await queuedTask(store, account: account, id: "late", createdAt: 20)
             try await queuedTask(store, account: account, id: "early", createdAt: 10)
             let first = try #require(try await store.claimNext(worker: "w1", engine: "preview", now: 100, leaseUntil: 200, maxAttempts: 3))
@@ -161,7 +161,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func readsAlwaysSeeTheLatestCommittedState() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             let hash = APIKeys.hash("k")
             try await store.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
             try await queuedTask(store, account: account, id: "t", createdAt: 1)
@@ -179,7 +179,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func progressNeverGoesBackwards() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             try await queuedTask(store, account: account, id: "t", createdAt: 1)
             _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
             _ = try await store.updateProgress(taskID: "t", attempt: 1, progress: 60, now: 3)
@@ -190,7 +190,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func abandonedTaskFailsAfterMaxAttempts() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             try await queuedTask(store, account: account, id: "t", createdAt: 1)
             var now: Int64 = 10
             for attempt in 1...3 {
@@ -209,7 +209,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func releasedTaskIsQueuedAgain() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             try await queuedTask(store, account: account, id: "t", createdAt: 1)
             _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
             #expect(try await store.release(taskID: "t", attempt: 1, now: 3))
@@ -221,7 +221,7 @@ struct TaskStoreBehaviourTests {
 
     @Test func concurrentClaimsNeverHandOutTheSameTaskTwice() async throws {
         try await withStores { store in
-            let account = try await store.createAccount(name: "a", now: 1)
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
             for index in 0..<40 { try await queuedTask(store, account: account, id: "t\(index)", createdAt: Int64(index)) }
             let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
                 for worker in 0..<8 {

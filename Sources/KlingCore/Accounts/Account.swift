@@ -4,11 +4,14 @@ public struct Account: Sendable, Hashable, Codable {
     public var name: String
     /// Unix milliseconds.
     public var createdAt: Int64
+    /// This account's replacements for the server-wide request limits.
+    public var limits: LimitOverrides
 
-    public init(id: String, name: String, createdAt: Int64) {
+    public init(id: String, name: String, createdAt: Int64, limits: LimitOverrides = .init()) {
         self.id = id
         self.name = name
         self.createdAt = createdAt
+        self.limits = limits
     }
 }
 

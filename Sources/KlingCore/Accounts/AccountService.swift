@@ -9,10 +9,11 @@ public struct AccountService: Sendable {
     }
 
     /// Creates an account; throws ``StoreError`` on a duplicate name.
-    public func createAccount(name: String) async throws -> Account {
+    public func createAccount(name: String, credits: Int64) async throws -> Account {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 100 else { throw StoreError.conflict("account name must be 1-100 characters") }
-        return try await store.createAccount(name: trimmed, now: TaskWorker.nowMillis())
+        guard credits >= 0 else { throw StoreError.conflict("a starting grant cannot be negative") }
+        return try await store.createAccount(name: trimmed, credits: credits, now: TaskWorker.nowMillis())
     }
 
     /// Issues a new API key for the account and returns it in clear: the only time it is ever visible.
@@ -30,6 +31,52 @@ public struct AccountService: Sendable {
 
     public func accounts() async throws -> [Account] { try await store.accounts() }
 
+    /// The named account or a ``StoreError/notFound``.
+    public func account(named name: String) async throws -> Account {
+        guard let account = try await store.account(named: name) else { throw StoreError.notFound("no account named \(name)") }
+        return account
+    }
+
+    /// An account with its balance, keys and effective limits, for `accounts show` and the admin API.
+    public func summary(accountName: String, defaultLimits: AccountLimits) async throws -> AccountSummary {
+        let account = try await account(named: accountName)
+        return AccountSummary(
+            account: account, balance: try await store.balance(accountID: account.id), keys: try await store.apiKeys(accountID: account.id),
+            limits: defaultLimits.applying(account.limits))
+    }
+
+    /// Adds (or takes away) credits with a ledger entry; returns the new balance.
+    public func addCredits(accountName: String, amount: Int64, note: String) async throws -> Int64 {
+        guard amount != 0 else { throw StoreError.conflict("the amount must not be 0") }
+        let account = try await account(named: accountName)
+        return try await store.addCredits(accountID: account.id, amount: amount, note: note, now: TaskWorker.nowMillis())
+    }
+
+    /// Sets some of an account's limit overrides, keeping the others.
+    public func setLimits(accountName: String, _ overrides: LimitOverrides) async throws -> Account {
+        for value in [overrides.createsPerWindow, overrides.createWindowSeconds, overrides.queriesPerSecond, overrides.maxActiveTasks] {
+            if let value, value < 0 { throw StoreError.conflict("limits cannot be negative") }
+        }
+        var account = try await account(named: accountName)
+        account.limits = account.limits.merging(overrides)
+        try await store.setLimits(accountID: account.id, limits: account.limits)
+        return account
+    }
+
+    /// The account's ledger, oldest first.
+    public func ledger(accountName: String) async throws -> [LedgerEntry] {
+        try await store.ledger(accountID: try await account(named: accountName).id)
+    }
+
+    /// Accounts whose balance differs from the sum of their ledger; empty when the books balance.
+    public func ledgerMismatches() async throws -> [LedgerMismatch] { try await store.ledgerMismatches() }
+
+    public func switches() async throws -> ServiceSwitches { try await store.switches() }
+    public func setMaintenance(_ on: Bool) async throws { try await store.setMaintenance(on) }
+    public func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws {
+        try await store.setFeature(feature, enabled: enabled)
+    }
+
     public func keys(accountName: String) async throws -> [APIKeyRecord] {
         guard let account = try await store.account(named: accountName) else {
             throw StoreError.notFound("no account named \(accountName)")
@@ -39,22 +86,29 @@ public struct AccountService: Sendable {
 
     /// Revokes an account's key by id; it stops authenticating at once, in every process on the store.
     public func revokeKey(accountName: String, keyID: String) async throws {
-        guard let account = try await store.account(named: accountName) else {
-            throw StoreError.notFound("no account named \(accountName)")
-        }
+        let account = try await account(named: accountName)
         guard try await store.revokeAPIKey(id: keyID, accountID: account.id, now: TaskWorker.nowMillis()) else {
             throw StoreError.notFound("account \(accountName) has no active key \(keyID)")
         }
     }
 
     /// On an empty store, creates the `dev` account with one key and returns the key; otherwise `nil`.
-    public func bootstrapIfEmpty() async throws -> String? {
+    public func bootstrapIfEmpty(credits: Int64) async throws -> String? {
         guard try await store.accounts().isEmpty else { return nil }
         do {
-            _ = try await createAccount(name: "dev")
+            _ = try await createAccount(name: "dev", credits: credits)
         } catch let error as StoreError where error.isConflict {
             return nil  // another process bootstrapped first
         }
         return try await createKey(accountName: "dev").key
     }
+}
+
+/// An account as the admin tools show it.
+public struct AccountSummary: Sendable, Hashable, Codable {
+    public var account: Account
+    public var balance: Int64
+    public var keys: [APIKeyRecord]
+    /// The limits in force (server defaults with the account's overrides applied).
+    public var limits: AccountLimits
 }

@@ -6,8 +6,9 @@
 public protocol TaskStore: Sendable {
     // MARK: Accounts and keys
 
-    /// Creates an account; throws ``StoreError/conflict`` when the name is taken.
-    func createAccount(name: String, now: Int64) async throws -> Account
+    /// Creates an account with a starting grant of `credits` (a ledger top-up); throws ``StoreError/conflict`` when
+    /// the name is taken.
+    func createAccount(name: String, credits: Int64, now: Int64) async throws -> Account
     func account(named name: String) async throws -> Account?
     func accounts() async throws -> [Account]
     /// Stores a key's hash for an account.
@@ -19,10 +20,34 @@ public protocol TaskStore: Sendable {
     /// process on the store at once.
     func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool
 
+    /// Replaces an account's limit overrides.
+    func setLimits(accountID: String, limits: LimitOverrides) async throws
+
+    // MARK: Credits
+
+    /// The account's balance.
+    func balance(accountID: String) async throws -> Int64
+    /// Adds (or, negative, takes away) credits with a ledger entry; returns the new balance. Throws
+    /// ``StoreError/insufficientCredits`` rather than let the balance go below zero.
+    func addCredits(accountID: String, amount: Int64, note: String, now: Int64) async throws -> Int64
+    /// The account's ledger, oldest first.
+    func ledger(accountID: String) async throws -> [LedgerEntry]
+    /// Accounts whose balance is not the sum of their ledger (should always be empty).
+    func ledgerMismatches() async throws -> [LedgerMismatch]
+
+    // MARK: Switches
+
+    /// Maintenance mode and feature switches as stored now.
+    func switches() async throws -> ServiceSwitches
+    func setMaintenance(_ on: Bool) async throws
+    func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws
+
     // MARK: Tasks
 
-    /// Stores a new queued task.
-    func insert(_ task: TaskRecord) async throws
+    /// Stores a new queued task and charges its `credits` to its account, in one transaction. Throws
+    /// ``StoreError/insufficientCredits`` when the balance cannot cover the price, or ``StoreError/limitReached`` when
+    /// the account already has `maxActiveTasks` queued or running tasks; nothing is stored or charged then.
+    func insert(_ task: TaskRecord, maxActiveTasks: Int?) async throws
     /// A task, only if it belongs to `accountID`: other accounts get `nil`, exactly as for unknown ids.
     func task(id: String, accountID: String) async throws -> TaskRecord?
     /// A task by id regardless of owner (workers and admin tools only).
@@ -40,19 +65,21 @@ public protocol TaskStore: Sendable {
     func updateProgress(taskID: String, attempt: Int, progress: Int, now: Int64) async throws -> Bool
     /// Marks a claimed task succeeded with its result.
     func complete(taskID: String, attempt: Int, result: TaskResult, now: Int64) async throws -> Bool
-    /// Marks a claimed task failed.
+    /// Marks a claimed task failed and refunds its price, in one transaction.
     func fail(taskID: String, attempt: Int, failure: TaskFailure, now: Int64) async throws -> Bool
     /// Puts a claimed task back in the queue (graceful shutdown before it finished).
     func release(taskID: String, attempt: Int, now: Int64) async throws -> Bool
-    /// Fails every running task whose lease expired after its last allowed attempt; returns how many.
+    /// Fails (and refunds) every running task whose lease expired after its last allowed attempt; returns how many.
     func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int
+    /// Fails (and refunds) every queued or running task created before `createdBefore`; returns how many.
+    func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int
     /// Counts of tasks by state.
     func taskCounts() async throws -> [TaskState: Int]
 }
 
 /// Store failures that callers act on.
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    private enum Code: Hashable, Sendable { case conflict, notFound }
+    private enum Code: Hashable, Sendable { case conflict, notFound, insufficientCredits, limitReached }
     private let code: Code
     public let message: String
 
@@ -61,7 +88,14 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A referenced row does not exist.
     public static func notFound(_ message: String) -> StoreError { StoreError(code: .notFound, message: message) }
 
+    /// The balance cannot cover a charge.
+    public static func insufficientCredits(_ message: String) -> StoreError { StoreError(code: .insufficientCredits, message: message) }
+    /// An account limit (active tasks) is reached.
+    public static func limitReached(_ message: String) -> StoreError { StoreError(code: .limitReached, message: message) }
+
     public var isConflict: Bool { code == .conflict }
+    public var isInsufficientCredits: Bool { code == .insufficientCredits }
+    public var isLimitReached: Bool { code == .limitReached }
     public var isNotFound: Bool { code == .notFound }
     public var description: String { message }
 }

@@ -26,12 +26,16 @@ public struct TaskRecord: Sendable, Hashable, Codable {
     public var completedAt: Int64?
     public var result: TaskResult?
     public var failure: TaskFailure?
+    /// The price charged when the task was accepted.
+    public var credits: Int64
+    /// Credits given back (the whole price, once, when the task failed).
+    public var refundedCredits: Int64
 
     public init(
         id: String, accountID: String, dialect: String, model: String, request: GenerationRequest, params: String,
         state: TaskState = .queued, progress: Int = 0, attempts: Int = 0, engine: String? = nil, createdAt: Int64,
         updatedAt: Int64, startedAt: Int64? = nil, completedAt: Int64? = nil, result: TaskResult? = nil,
-        failure: TaskFailure? = nil
+        failure: TaskFailure? = nil, credits: Int64 = 0, refundedCredits: Int64 = 0
     ) {
         self.id = id
         self.accountID = accountID
@@ -49,7 +53,12 @@ public struct TaskRecord: Sendable, Hashable, Codable {
         self.completedAt = completedAt
         self.result = result
         self.failure = failure
+        self.credits = credits
+        self.refundedCredits = refundedCredits
     }
+
+    /// Credits the task finally cost: its price, or 0 once refunded.
+    public var consumedCredits: Int64 { credits - refundedCredits }
 
     /// Milliseconds from the first claim to the terminal state (0 until then).
     public var costTimeMillis: Int64 {

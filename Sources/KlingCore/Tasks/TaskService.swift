@@ -1,23 +1,55 @@
 import KlingAPI
 import Logging
 
-/// Creates and reads tasks for an account: the one place dialects go through to reach the queue.
+/// Creates and reads tasks for an account: the one place dialects go through to reach the queue, and where every
+/// create is priced, charged and checked against the operator's switches and the account's limits.
 public struct TaskService: Sendable {
     private let store: any TaskStore
     private let signal: WakeSignal
+    /// Prices of requests.
+    public let prices: PriceTable
+    /// Server-wide request limits; accounts may override them.
+    public let defaultLimits: AccountLimits
 
-    public init(store: any TaskStore, signal: WakeSignal) {
+    public init(store: any TaskStore, signal: WakeSignal, prices: PriceTable = .init(), defaultLimits: AccountLimits = .init()) {
         self.store = store
         self.signal = signal
+        self.prices = prices
+        self.defaultLimits = defaultLimits
     }
 
-    /// Stores a validated request as a queued task owned by `account` and wakes idle workers.
+    /// Throws a 455 ``RequestRefusal`` while the server is in maintenance mode (checked before a create body is read).
+    public func checkAcceptingCreates() async throws {
+        if try await store.switches().maintenance {
+            throw RequestRefusal(code: 455, message: "the service is under maintenance and accepts no new tasks right now; queries still work")
+        }
+    }
+
+    /// The price of a validated request, without charging anything.
+    public func quote(_ request: GenerationRequest) -> PriceQuote {
+        prices.quote(request)
+    }
+
+    /// Stores a validated request as a queued task owned by `account`, charging its price in the same transaction,
+    /// and wakes idle workers. Refusals (505 feature off, 402 credits, 429 active tasks) store and charge nothing.
     public func create(_ decoded: DecodedCreateRequest, account: Account, dialect: String) async throws -> TaskRecord {
+        try await checkAcceptingCreates()
+        let switches = try await store.switches()
+        for (feature, field) in ServiceSwitches.Feature.used(by: decoded.request) where switches.disabledFeatures.contains(feature) {
+            throw RequestRefusal(code: 505, message: "\(field): the \(feature.rawValue) feature is disabled on this server right now")
+        }
+        let price = prices.quote(decoded.request).credits
         let now = TaskWorker.nowMillis()
         let task = TaskRecord(
             id: "task_" + APIKeys.randomID(), accountID: account.id, dialect: dialect, model: decoded.model,
-            request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now)
-        try await store.insert(task)
+            request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now, credits: price)
+        do {
+            try await store.insert(task, maxActiveTasks: limits(for: account).maxActiveTasks)
+        } catch let error as StoreError where error.isInsufficientCredits {
+            throw RequestRefusal(code: 402, message: "insufficient credits: this task costs \(price) credits and \(error.message)")
+        } catch let error as StoreError where error.isLimitReached {
+            throw RequestRefusal(code: 429, message: "too many active tasks: \(error.message)")
+        }
         signal.notify()
         return task
     }
@@ -30,6 +62,32 @@ public struct TaskService: Sendable {
     /// The account an API key belongs to, or `nil` for unknown and revoked keys.
     public func authenticate(apiKey: String) async throws -> Account? {
         guard !apiKey.isEmpty, apiKey.utf8.count <= 256 else { return nil }
-        return try await store.account(forKeyHash: APIKeys.hash(apiKey))
+        return try await authenticate(keyHash: APIKeys.hash(apiKey))
+    }
+
+    /// The account of the key whose ``APIKeys/hash(_:)`` this is, or `nil` for unknown and revoked keys.
+    public func authenticate(keyHash: String) async throws -> Account? {
+        try await store.account(forKeyHash: keyHash)
+    }
+
+    /// The account's credit balance.
+    public func balance(account: Account) async throws -> Int64 {
+        try await store.balance(accountID: account.id)
+    }
+
+    /// The limits that apply to `account`.
+    public func limits(for account: Account) -> AccountLimits {
+        defaultLimits.applying(account.limits)
+    }
+}
+
+/// A request the service declines with one of the documented codes (402, 429, 455, 505) and a message saying why.
+public struct RequestRefusal: Error, Sendable, Hashable {
+    public var code: Int
+    public var message: String
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
     }
 }

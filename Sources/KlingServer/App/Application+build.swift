@@ -15,7 +15,8 @@ public func buildApplication(
     let results = configuration.artifactDirectory.appendingPathComponent("results", isDirectory: true)
     try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
     let signal = WakeSignal()
-    let tasks = TaskService(store: store, signal: signal)
+    let tasks = TaskService(store: store, signal: signal, prices: configuration.prices, defaultLimits: configuration.limits)
+    let limiter = RateLimiter()
     let links = ResultLinks(publicURL: configuration.publicURL)
 
     let router = Router(context: KlingRequestContext.self)
@@ -25,15 +26,24 @@ public func buildApplication(
             results.path, urlBasePath: "/files/results", cacheControl: .init([(MediaType(type: .video), [.maxAge(3600)])]),
             logger: logger))
     router.get("healthz") { _, _ in "ok" }
-    MarketRoutes(tasks: tasks, links: links).register(on: router)
-    CRUNRoutes(tasks: tasks, links: links).register(on: router)
+    MarketRoutes(tasks: tasks, links: links, limiter: limiter).register(on: router)
+    CRUNRoutes(tasks: tasks, links: links, limiter: limiter).register(on: router)
+    if let token = configuration.adminToken {
+        AdminRoutes(
+            accounts: AccountService(store: store), token: token, defaultLimits: configuration.limits,
+            defaultCredits: configuration.defaultCredits
+        ).register(on: router)
+    }
 
     let worker = TaskWorker(
         store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kling-server"),
-        services: [worker],
+        services: [
+            worker,
+            TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
+        ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }
             logger.info(

@@ -19,6 +19,18 @@ public struct ServerConfiguration: Sendable {
     public var pollInterval: Duration = .milliseconds(500)
     /// Claims before a repeatedly abandoned task fails.
     public var maxAttempts: Int = 3
+    /// Prices of requests (`KLING_PRICE_STD`, `KLING_PRICE_PRO`, `KLING_PRICE_4K` credits per second,
+    /// `KLING_PRICE_AUDIO_FACTOR`).
+    public var prices = PriceTable()
+    /// Server-wide request limits (`KLING_RATE_CREATES` per `KLING_RATE_CREATE_WINDOW` seconds, `KLING_RATE_QUERIES`
+    /// per second, `KLING_MAX_ACTIVE_TASKS`); accounts may override them.
+    public var limits = AccountLimits()
+    /// Starting grant of new accounts, including the first-start `dev` account (`KLING_DEFAULT_CREDITS`, 10,000).
+    public var defaultCredits: Int64 = 10_000
+    /// A task not finished this long after it was created is failed and refunded (`KLING_TASK_TIMEOUT_SECONDS`, 1800).
+    public var taskTimeout: Duration = .seconds(1800)
+    /// Bearer token of the admin HTTP API under `/admin/v1` (`KLING_ADMIN_TOKEN`); unset turns the API off.
+    public var adminToken: String?
 
     public init() {}
 

@@ -19,7 +19,9 @@ extension Dialect {
     }
 
     static func errorResponse(_ error: APIError) -> Response {
-        response(code: error.code, body: errorBody(error))
+        var headers: HTTPFields = [:]
+        if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        return response(code: error.code, body: errorBody(error), headers: headers)
     }
 }
 

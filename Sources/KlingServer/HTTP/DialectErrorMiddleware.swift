@@ -12,6 +12,14 @@ struct DialectErrorMiddleware<D: Dialect>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return D.errorResponse(error)
+        } catch let refusal as RequestRefusal {
+            return D.errorResponse(APIError(code: refusal.code, message: refusal.message))
+        } catch let error as StoreError where error.isNotFound {
+            return D.errorResponse(.notFound(error.message))
+        } catch let error as StoreError where error.isInsufficientCredits {
+            return D.errorResponse(APIError(code: 402, message: error.message))
+        } catch let error as StoreError where error.isConflict {
+            return D.errorResponse(.validation(error.message))
         } catch is NIOTooManyBytesError {
             return D.errorResponse(.tooLarge("body: request body is larger than 1 MiB"))
         } catch let error as HTTPError where error.status == .contentTooLarge {
@@ -25,7 +33,7 @@ struct DialectErrorMiddleware<D: Dialect>: RouterMiddleware {
     }
 }
 
-/// Authenticates the dialect's API key and puts the account in the context.
+/// Authenticates the dialect's API key and puts the account and the key's hash in the context.
 struct APIKeyAuthMiddleware<D: Dialect>: RouterMiddleware {
     typealias Context = KlingRequestContext
     let tasks: TaskService
@@ -34,11 +42,14 @@ struct APIKeyAuthMiddleware<D: Dialect>: RouterMiddleware {
         guard let key = D.apiKey(from: request), !key.isEmpty else {
             throw APIError.unauthorized("missing API key")
         }
-        guard let account = try await tasks.authenticate(apiKey: key) else {
+        guard key.utf8.count <= 256 else { throw APIError.unauthorized("invalid API key") }
+        let keyHash = APIKeys.hash(key)
+        guard let account = try await tasks.authenticate(keyHash: keyHash) else {
             throw APIError.unauthorized("invalid API key")
         }
         var context = context
         context.account = account
+        context.apiKeyHash = keyHash
         return try await next(request, context)
     }
 }

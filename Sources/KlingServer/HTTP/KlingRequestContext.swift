@@ -6,10 +6,13 @@ public struct KlingRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The caller's account; set by ``APIKeyAuthMiddleware``.
     public var account: Account?
+    /// Hash of the caller's API key (what rate limits are kept per); set with ``account``.
+    public var apiKeyHash: String?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.account = nil
+        self.apiKeyHash = nil
     }
 
     /// Create bodies are small JSON documents; anything larger is refused with 413.

@@ -3,10 +3,12 @@ import Hummingbird
 import KlingAPI
 import KlingCore
 
-/// CRUN endpoints: `POST /api/v1/client/job/CreateTask`, `GET /api/v1/client/job/TaskInfo`.
+/// CRUN endpoints: `POST /api/v1/client/job/CreateTask`, `GET /api/v1/client/job/TaskInfo`,
+/// `GET /api/v1/client/account/balance`.
 struct CRUNRoutes {
     let tasks: TaskService
     let links: ResultLinks
+    let limiter: RateLimiter
     let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
@@ -15,10 +17,13 @@ struct CRUNRoutes {
             .add(middleware: APIKeyAuthMiddleware<CRUNDialect>(tasks: tasks))
         group.post("job/CreateTask") { request, context in try await create(request, context) }
         group.get("job/TaskInfo") { request, context in try await taskInfo(request, context) }
+        group.get("account/balance") { request, context in try await balance(request, context) }
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
         let account = try context.requireAccount()
+        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        try await tasks.checkAcceptingCreates()
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         switch CRUNCreateRequest.decode(Data(buffer: body)) {
         case .failure(let rejection):
@@ -31,6 +36,7 @@ struct CRUNRoutes {
 
     private func taskInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
         let account = try context.requireAccount()
+        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
         guard let id = request.uri.queryParameters["task_id"].map(String.init), !id.isEmpty else {
             throw APIError.validation("task_id: is required (GET /api/v1/client/job/TaskInfo?task_id=...)")
         }
@@ -41,5 +47,11 @@ struct CRUNRoutes {
             JSONResponse.encode(CRUNDialect.Envelope(code: 200, message: "success", data: CRUNTaskInfo(task, links: links)))
         }
         return JSONResponse.make(status: 200, bytes: answer)
+    }
+
+    private func balance(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        return CRUNDialect.success(.object(["balance": .number(Double(try await tasks.balance(account: account)))]))
     }
 }

@@ -14,7 +14,8 @@ struct CRUNTaskInfo: Encodable, Sendable {
     /// Generation time in seconds once finished.
     var durationSeconds: Double?
     var completeAt: Int64?
-    var credits: Int
+    /// Credits the task cost: its price, or 0 once a failure refunded it.
+    var credits: Int64
     /// KlingKit extension: real progress 0-100 from the engine.
     var progress: Int
     /// KlingKit extension: the engine that produced (or is producing) the video.
@@ -35,7 +36,7 @@ struct CRUNTaskInfo: Encodable, Sendable {
         }
         durationSeconds = task.completedAt == nil ? nil : Double(task.costTimeMillis) / 1000
         completeAt = task.completedAt.map { $0 / 1000 }
-        credits = 0
+        credits = task.consumedCredits
         progress = task.progress
         engine = task.engine
     }

@@ -16,6 +16,8 @@ struct MarketTaskDetails: Encodable, Sendable {
     var completeTime: Int64?
     var createTime: Int64
     var updateTime: Int64
+    /// Credits the task cost: its price, or 0 once a failure refunded it.
+    var consumeCredits: Int64
     /// KlingKit extension: real progress 0-100 from the engine.
     var progress: Int
     /// KlingKit extension: the engine that produced (or is producing) the video, so a preview is never mistaken
@@ -38,13 +40,14 @@ struct MarketTaskDetails: Encodable, Sendable {
         completeTime = task.completedAt
         createTime = task.createdAt
         updateTime = task.updatedAt
+        consumeCredits = task.consumedCredits
         progress = task.progress
         engine = task.engine
     }
 
     private enum CodingKeys: String, CodingKey {
         case taskId, model, state, param, resultJson, failCode, failMsg, costTime, completeTime, createTime, updateTime
-        case progress, engine
+        case consumeCredits, progress, engine
     }
 
     // Written out so absent values appear as `null`, as in the contract, instead of being left out.
@@ -61,6 +64,7 @@ struct MarketTaskDetails: Encodable, Sendable {
         try container.encode(completeTime, forKey: .completeTime)
         try container.encode(createTime, forKey: .createTime)
         try container.encode(updateTime, forKey: .updateTime)
+        try container.encode(consumeCredits, forKey: .consumeCredits)
         try container.encode(progress, forKey: .progress)
         try container.encode(engine, forKey: .engine)
     }

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import KlingCore
+import KlingServer
+
+/// Reads the billing, limit and admin settings from `KLING_*` environment variables (the README lists them).
+enum EnvironmentSettings {
+    static func apply(_ environment: [String: String], to configuration: inout ServerConfiguration) throws {
+        func integer(_ name: String) throws -> Int? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = Int(text), value >= 0 else { throw ValidationError("\(name) must be a whole number of 0 or more, not \(text)") }
+            return value
+        }
+        if let value = try integer("KLING_PRICE_STD") { configuration.prices.stdPerSecond = Int64(value) }
+        if let value = try integer("KLING_PRICE_PRO") { configuration.prices.proPerSecond = Int64(value) }
+        if let value = try integer("KLING_PRICE_4K") { configuration.prices.fourKPerSecond = Int64(value) }
+        if let text = environment["KLING_PRICE_AUDIO_FACTOR"], !text.isEmpty {
+            guard let factor = Double(text), factor >= 1, factor <= 10 else {
+                throw ValidationError("KLING_PRICE_AUDIO_FACTOR must be a number from 1 to 10, not \(text)")
+            }
+            configuration.prices.audioFactor = factor
+        }
+        if let value = try integer("KLING_RATE_CREATES") { configuration.limits.createsPerWindow = value }
+        if let value = try integer("KLING_RATE_CREATE_WINDOW") { configuration.limits.createWindowSeconds = max(1, value) }
+        if let value = try integer("KLING_RATE_QUERIES") { configuration.limits.queriesPerSecond = value }
+        if let value = try integer("KLING_MAX_ACTIVE_TASKS") { configuration.limits.maxActiveTasks = value }
+        if let value = try integer("KLING_DEFAULT_CREDITS") { configuration.defaultCredits = Int64(value) }
+        if let value = try integer("KLING_TASK_TIMEOUT_SECONDS") { configuration.taskTimeout = .seconds(max(1, value)) }
+        if let token = environment["KLING_ADMIN_TOKEN"], !token.isEmpty {
+            guard token.utf8.count >= 16 else { throw ValidationError("KLING_ADMIN_TOKEN must be at least 16 characters") }
+            configuration.adminToken = token
+        }
+    }
+
+    /// The configuration the admin commands see (defaults plus environment), for starting grants and limits.
+    static func current() throws -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        try apply(ProcessInfo.processInfo.environment, to: &configuration)
+        return configuration
+    }
+}
