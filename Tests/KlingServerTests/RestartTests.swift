@@ -174,8 +174,52 @@ struct RestartTests {
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(state == "success", "task \(id): \(data)")
+            #expect(data["consumeCredits"] as? Int == 315, "15 s pro with audio")
         }
+        // Charged once each across the kill and the retried render; the books balance.
+        let balance = try await HTTP.get("\(base)/api/v1/chat/credit", headers: auth).json["data"] as? Int
+        #expect(balance == 10_000 - 4 * 315)
+        #expect(try ServerProcess.admin(["ledger", "check"], dataDirectory: directory).hasPrefix("ok"))
         #expect(server.terminate() == 0, "SIGTERM drains and exits cleanly")
+    }
+
+    @Test func adminCommandsChangeCreditsLimitsAndSwitchesOfARunningServer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-switch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try ServerProcess.admin(["accounts", "create", "fay", "--credits", "100"], dataDirectory: directory)
+        let key = try #require(
+            try ServerProcess.admin(["keys", "create", "--account", "fay"], dataDirectory: directory).split(separator: "\n").last.map(String.init))
+        let port = Self.freePort()
+        let server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: ["KLING_WORKERS": "0"])
+        defer { server.kill() }
+        let base = "http://127.0.0.1:\(port)"
+        let auth = [("Authorization", "Bearer \(key)")]
+        let body = #"{"model":"kling-3.0/video","input":{"prompt":"switch","duration":"5","mode":"std","sound":false}}"#
+        func create(_ body: String) async throws -> HTTP.Answer { try await HTTP.post("\(base)/api/v1/jobs/createTask", headers: auth, body: body) }
+        func balance() async throws -> Int? { try await HTTP.get("\(base)/api/v1/chat/credit", headers: auth).json["data"] as? Int }
+
+        #expect(try await create(body).status == 200)
+        #expect(try await balance() == 50)
+        #expect(try await create(body).status == 200)
+        #expect(try await create(body).status == 402)
+        _ = try ServerProcess.admin(["credits", "add", "fay", "500", "--note", "test top-up"], dataDirectory: directory)
+        #expect(try await balance() == 500)
+
+        _ = try ServerProcess.admin(["maintenance", "on"], dataDirectory: directory)
+        #expect(try await create(body).status == 455)
+        #expect(try await balance() == 500, "queries still answered")
+        _ = try ServerProcess.admin(["maintenance", "off"], dataDirectory: directory)
+        _ = try ServerProcess.admin(["features", "disable", "4k"], dataDirectory: directory)
+        #expect(try await create(body.replacingOccurrences(of: "\"std\"", with: "\"4K\"")).status == 505)
+        _ = try ServerProcess.admin(["features", "enable", "4k"], dataDirectory: directory)
+        #expect(try await create(body.replacingOccurrences(of: "\"std\"", with: "\"4K\"")).status == 200)
+
+        _ = try ServerProcess.admin(["limits", "set", "fay", "--max-active", "3"], dataDirectory: directory)
+        let refused = try await create(body)
+        #expect(refused.status == 429)
+        #expect((refused.json["msg"] as? String ?? "").contains("too many active tasks"))
+        #expect(try ServerProcess.admin(["accounts", "show", "fay"], dataDirectory: directory).contains("balance  360 credits"))
+        #expect(try ServerProcess.admin(["ledger", "check"], dataDirectory: directory).hasPrefix("ok"))
     }
 
     @Test func sigtermLetsTheRenderInFlightFinishBeforeExiting() async throws {

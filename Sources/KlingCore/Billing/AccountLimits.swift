@@ -5,7 +5,7 @@ public struct AccountLimits: Sendable, Hashable, Codable {
     public var createWindowSeconds: Int = 10
     /// Task queries (and other reads) allowed per key per second.
     public var queriesPerSecond: Int = 10
-    /// Queued plus running tasks the account may have at once.
+    /// Queued plus running tasks the account may have at once (0: no limit, like the rate limits).
     public var maxActiveTasks: Int = 20
 
     public init() {}

@@ -44,7 +44,8 @@ public struct TaskService: Sendable {
             id: "task_" + APIKeys.randomID(), accountID: account.id, dialect: dialect, model: decoded.model,
             request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now, credits: price)
         do {
-            try await store.insert(task, maxActiveTasks: limits(for: account).maxActiveTasks)
+            let maxActive = limits(for: account).maxActiveTasks
+            try await store.insert(task, maxActiveTasks: maxActive > 0 ? maxActive : nil)
         } catch let error as StoreError where error.isInsufficientCredits {
             throw RequestRefusal(code: 402, message: "insufficient credits: this task costs \(price) credits and \(error.message)")
         } catch let error as StoreError where error.isLimitReached {
