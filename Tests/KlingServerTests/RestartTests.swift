@@ -44,6 +44,8 @@ struct ServerProcess {
         process.executableURL = binary
         process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory.path]
         var env = ProcessInfo.processInfo.environment
+        // Inputs in tests come from loopback: the development switch lifts the private-address rule.
+        env["KLING_FETCH_ALLOW_PRIVATE"] = "true"
         env.merge(environment) { $1 }
         env["KLING_LOG_LEVEL"] = "info"
         process.environment = env
