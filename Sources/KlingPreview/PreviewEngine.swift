@@ -32,6 +32,8 @@ public struct PreviewEngine: VideoEngine {
         public var fontFile = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         /// Largest accepted image input in bytes. Default 10 MB.
         public var maxImageBytes = 10 * 1024 * 1024
+        /// Largest accepted video element in bytes. Default 50 MB.
+        public var maxVideoBytes = 50 * 1024 * 1024
 
         public init() {}
     }
@@ -55,26 +57,28 @@ public struct PreviewEngine: VideoEngine {
         let reporter = FrameProgress(total: plan.totalFrames, report: progress)
         await reporter.percent(0)
         let looks = plan.shots.enumerated().map { PreviewLook(prompt: $0.element.prompt, index: $0.offset) }
-        let images = ImageFetcher(fetcher: fetcher, ffprobe: configuration.ffprobe, maxBytes: configuration.maxImageBytes)
+        let media = InputMedia(
+            fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
+            maxVideoBytes: configuration.maxVideoBytes)
 
         // Inputs: the first frame decides the size; the last frame only counts for a single shot.
         var size = FrameSize.forAspect(request.aspectRatio, mode: request.mode)
-        var firstFrame: ImageFetcher.Image?
-        var lastFrame: ImageFetcher.Image?
+        var firstFrame: InputMedia.Image?
+        var lastFrame: InputMedia.Image?
         if let url = request.firstFrameURL {
-            let image = try await images.fetch(url, field: "image_urls[0]", as: "first", into: scratch)
+            let image = try await media.image(url, field: "image_urls[0]", as: "first", into: scratch)
             size = FrameSize.forImage(width: image.width, height: image.height, mode: request.mode)
             firstFrame = image
         }
         if let url = request.lastFrameURL {
-            lastFrame = try await images.fetch(url, field: "image_urls[1]", as: "last", into: scratch)
+            lastFrame = try await media.image(url, field: "image_urls[1]", as: "last", into: scratch)
         }
         var elements: [FilterGraphBuilder.ElementOverlay] = []
         for (index, element) in request.elements.enumerated() {
             // v1: an element shows its first image; video-only elements are not drawn.
             let shots = plan.shots(mentioning: element.name)
             guard !shots.isEmpty, let url = element.imageURLs.first else { continue }
-            let image = try await images.fetch(
+            let image = try await media.image(
                 url, field: "elements[\(index)].image_urls[0]", as: "element\(index)", into: scratch)
             let labelFile = "element\(index).txt"
             try Self.write(element.name, to: scratch.appendingPathComponent(labelFile))
@@ -108,7 +112,8 @@ public struct PreviewEngine: VideoEngine {
         }
 
         let builder = FilterGraphBuilder(
-            size: size, plan: plan, looks: looks, captionFiles: captionFiles, labelFile: "label.txt",
+            size: size, plan: plan, looks: looks, moves: plan.shots.map { CameraMove(prompt: $0.prompt) }, captionFiles: captionFiles,
+            labelFile: "label.txt",
             fontFile: fileManager.fileExists(atPath: configuration.fontFile) ? configuration.fontFile : nil,
             firstFrame: firstFrame?.still, lastFrame: lastFrame?.still, elements: elements,
             audio: request.hasAudio, speech: speech,

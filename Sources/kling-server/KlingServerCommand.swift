@@ -89,9 +89,23 @@ struct Serve: AsyncParsableCommand {
 
                     """.utf8))
         }
-        let engine = PreviewEngine(fetcher: HTTPInputFetcher())
+        var fetching = HTTPInputFetcher.Configuration()
+        fetching.allowPrivateAddresses =
+            try environment["KLING_FETCH_ALLOW_PRIVATE"].map { try Self.boolean($0, name: "KLING_FETCH_ALLOW_PRIVATE") } ?? false
+        if fetching.allowPrivateAddresses {
+            logger.warning("KLING_FETCH_ALLOW_PRIVATE=true: input URLs may reach loopback and private addresses (development only)")
+        }
+        let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
         let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
         try await app.runService()
+    }
+
+    static func boolean(_ text: String, name: String) throws -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no", "": return false
+        default: throw ValidationError("\(name) must be true or false, not \(text)")
+        }
     }
 
     static func integer(_ text: String, name: String) throws -> Int {

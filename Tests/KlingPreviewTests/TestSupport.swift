@@ -18,11 +18,21 @@ func render(
         taskID: "t", request: request.normalized(), outputDirectory: root.appendingPathComponent("out"),
         scratchDirectory: root.appendingPathComponent("tmp"))
     do {
-        let output = try await PreviewEngine(configuration: configuration, fetcher: HTTPInputFetcher()).render(job, progress: progress)
+        let output = try await PreviewEngine(configuration: configuration, fetcher: HTTPInputFetcher.development).render(job, progress: progress)
         return (output, root)
     } catch {
         try? FileManager.default.removeItem(at: root)
         throw error
+    }
+}
+
+extension HTTPInputFetcher {
+    /// A fetcher for inputs served from loopback: the private-address rule lifted, a short connect timeout.
+    static var development: HTTPInputFetcher {
+        var configuration = Configuration()
+        configuration.allowPrivateAddresses = true
+        configuration.connectTimeout = .seconds(1)
+        return HTTPInputFetcher(configuration: configuration)
     }
 }
 
@@ -34,22 +44,46 @@ actor ProgressLog {
 
 /// Test inputs served by a real HTTP server on loopback (Hummingbird), standing in for a client's image host.
 ///
-/// Files: `start.png` (640x480 test card), `end.png` (640x480 bars), `red.png` (200x200 solid red),
-/// `not-an-image.png` (text). Routes: `/stream?bytes=N` streams N bytes without a Content-Length.
+/// Files: `start.png` (640x480 test card), `end.png` (640x480 bars), `red.png` and `blue.png` (400x400 solid colours),
+/// `tiny.png` (200x200), `wide.png` (1000x300), `png-named.gif` (a PNG under a GIF name and Content-Type),
+/// `clip.mp4` (2 s 480x480 H.264, red with a moving yellow square), `not-an-image.png` (text). Routes: `/stream?bytes=N` streams N bytes without a
+/// Content-Length; `/redirect?to=URL` answers 302 to URL; `/hops/N` redirects N times before serving `start.png`;
+/// `/host` answers the request's Host header.
 struct InputServer: Sendable {
     let directory: URL
     let port: Int
 
-    static func with(_ body: @Sendable (InputServer) async throws -> Void) async throws {
+    /// The input files, made once per test process (every suite's servers share them; they are only read).
+    private static let fixtures: Result<URL, any Error> = Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-inputs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
         for (name, source) in [
-            ("start.png", "testsrc2=size=640x480"), ("end.png", "smptehdbars=size=640x480"), ("red.png", "color=c=red:size=200x200"),
+            ("start.png", "testsrc2=size=640x480"), ("end.png", "smptehdbars=size=640x480"), ("red.png", "color=c=red:size=400x400"),
+            ("blue.png", "color=c=blue:size=400x400"), ("tiny.png", "color=c=red:size=200x200"),
+            ("wide.png", "color=c=red:size=1000x300"), ("png-named.gif", "color=c=red:size=400x400"),
         ] {
-            try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", source, "-frames:v", "1", directory.appendingPathComponent(name).path])
+            try Tool.run(
+                "ffmpeg",
+                [
+                    "-v", "error", "-y", "-f", "lavfi", "-i", source, "-frames:v", "1", "-f", "image2", "-c:v", "png",
+                    directory.appendingPathComponent(name).path,
+                ])
         }
+        // A red clip with a yellow square moving across it: a video element whose frames change.
+        try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "error", "-y", "-f", "lavfi", "-i",
+                "color=c=red:size=480x480:rate=24,drawbox=x='mod(t*192,400)':y=200:w=80:h=80:color=yellow:t=fill",
+                "-frames:v", "48", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                directory.appendingPathComponent("clip.mp4").path,
+            ])
         try Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
+        return directory
+    }
+
+    static func with(_ body: @Sendable (InputServer) async throws -> Void) async throws {
+        let directory = try fixtures.get()
         let router = Router()
         router.get("stream") { request, _ -> Response in
             let bytes = request.uri.queryParameters.get("bytes", as: Int.self) ?? 0
@@ -65,6 +99,19 @@ struct InputServer: Sendable {
                     try await writer.finish(nil)
                 })
         }
+        router.get("redirect") { request, _ -> Response in
+            let target = request.uri.queryParameters.get("to") ?? "/"
+            return Response(status: .found, headers: [.location: target])
+        }
+        router.get("hops/:count") { _, context -> Response in
+            let count = try context.parameters.require("count", as: Int.self)
+            return Response(status: .found, headers: [.location: count > 1 ? "/hops/\(count - 1)" : "/start.png"])
+        }
+        router.get("slow") { _, _ -> Response in
+            try await Task.sleep(for: .seconds(3))
+            return Response(status: .ok)
+        }
+        router.get("host") { request, _ -> String in request.head.authority ?? "" }
         router.add(middleware: FileMiddleware(directory.path))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
@@ -72,7 +119,7 @@ struct InputServer: Sendable {
         }
     }
 
-    func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
+    func url(_ name: String, host: String = "127.0.0.1") -> String { "http://\(host):\(port)/\(name)" }
     func file(_ name: String) -> URL { directory.appendingPathComponent(name) }
 }
 
@@ -151,18 +198,15 @@ enum FrameStatistics {
         return Array(zip(values("YAVG"), values("VAVG"))).map { (y: $0.0, v: $0.1) }
     }
 
-    /// SSIM of frame `frame` of the video against an image framed like the preview frames a still: pre-scaled to the
-    /// overscan size (fit, padded) and centre-cropped to the video size.
+    /// SSIM of frame `frame` of the video against the image fitted to the video size at its aspect (black bars).
     static func ssim(_ video: URL, frame: Int, against image: URL, width: Int, height: Int) throws -> Double {
-        let bigWidth = FilterGraphBuilder.even(Double(width) * FilterGraphBuilder.overscan)
-        let bigHeight = FilterGraphBuilder.even(Double(height) * FilterGraphBuilder.overscan)
         let output = try Tool.run(
             "ffmpeg",
             [
                 "-v", "info", "-i", video.path, "-i", image.path, "-filter_complex",
                 "[0:v]trim=start_frame=\(frame):end_frame=\(frame + 1),setpts=PTS-STARTPTS,format=yuv420p[a];"
-                    + "[1:v]scale=\(bigWidth):\(bigHeight):force_original_aspect_ratio=decrease:force_divisible_by=2,"
-                    + "pad=\(bigWidth):\(bigHeight):(ow-iw)/2:(oh-ih)/2,crop=\(width):\(height),format=yuv420p[b];[a][b]ssim",
+                    + "[1:v]scale=\(width):\(height):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                    + "pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2,format=yuv420p[b];[a][b]ssim",
                 "-f", "null", "-",
             ])
         guard let range = output.range(of: "All:") else { return 0 }

@@ -47,6 +47,8 @@ struct ServerProcess {
         // Tests poll faster than clients should; rate limits are tested on their own.
         env["KLING_RATE_QUERIES"] = "0"
         env["KLING_RATE_CREATES"] = "0"
+        // Inputs in tests come from loopback: the development switch lifts the private-address rule.
+        env["KLING_FETCH_ALLOW_PRIVATE"] = "true"
         env.merge(environment) { $1 }
         env["KLING_LOG_LEVEL"] = "info"
         process.environment = env

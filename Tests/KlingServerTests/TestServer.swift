@@ -51,7 +51,11 @@ struct TestServer {
         defer { try? FileManager.default.removeItem(at: directory) }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let engine = PreviewEngine(fetcher: HTTPInputFetcher())
+        // Test inputs are served from loopback, so the development switch is on.
+        var fetching = HTTPInputFetcher.Configuration()
+        fetching.allowPrivateAddresses = true
+        fetching.connectTimeout = .seconds(1)
+        let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
         let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
         return try await app.test(.ahc(.http), body)
     }

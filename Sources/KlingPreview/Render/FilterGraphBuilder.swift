@@ -26,6 +26,8 @@ struct FilterGraphBuilder: Sendable {
     var size: FrameSize
     var plan: ShotPlan
     var looks: [PreviewLook]
+    /// Camera motion per shot (used where a shot shows a still image).
+    var moves: [CameraMove]
     /// Caption text file per shot.
     var captionFiles: [String]
     /// Text file of the fixed "KlingKit preview" label.
@@ -44,8 +46,6 @@ struct FilterGraphBuilder: Sendable {
 
     static let fps = 24
     static let sampleRate = 48_000
-    /// How much larger than the frame a still is pre-scaled, leaving room for the camera to pan.
-    static let overscan = 1.10
 
     /// The full argument list (without progress options) writing the MP4 to `video` and the JPEG to `cover`.
     func arguments(video: String, cover: String) -> [String] {
@@ -76,10 +76,10 @@ struct FilterGraphBuilder: Sendable {
             var segment: String
             if index == 0, let firstInput {
                 if let lastInput, plan.shots.count == 1 {
-                    chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, look: looks[index])
+                    chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
                     segment = "[dissolved]null"
                 } else {
-                    segment = stillClip(input: firstInput, frames: shot.frames, look: looks[index], endsCentred: false)
+                    segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
                 }
             } else {
                 segment = colourClip(look: looks[index], frames: shot.frames)
@@ -144,33 +144,42 @@ struct FilterGraphBuilder: Sendable {
             + ":color=white@0.5:t=fill"
     }
 
-    /// A still image held for `frames` frames with a camera pan over a pre-scaled copy: starting from the centred
-    /// framing (so the shot opens on the image) or, with `endsCentred`, arriving at it (so the video ends on it).
-    private func stillClip(input: Int, frames: Int, look: PreviewLook, endsCentred: Bool) -> String {
+    /// A still image fitted to the frame at its aspect (black bars where the aspects differ), moved by the shot's
+    /// camera for `frames` frames: starting at rest on the whole image (so the shot opens on it) or, `reversed`,
+    /// arriving at rest on it (so the video ends on it). Motion is eased in and out.
+    private func stillClip(input: Int, frames: Int, move: CameraMove, reversed: Bool) -> String {
         let w = size.width, h = size.height
-        let big = FrameSize(width: Self.even(Double(w) * Self.overscan), height: Self.even(Double(h) * Self.overscan))
+        let fit =
+            "[\(input):v]scale=\(w):\(h):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+            + "pad=\(w):\(h):(ow-iw)/2:(oh-ih)/2:color=black,setsar=1"
+        if move == .still {
+            // Decoded once and held: no per-frame work before the encoder.
+            return fit + ",format=yuv420p,tpad=stop_mode=clone:stop=\(frames - 1),settb=1/\(Self.fps),setpts=N"
+        }
+        let canvasWidth = Self.even(Double(w) * move.canvasScale), canvasHeight = Self.even(Double(h) * move.canvasScale)
+        let canvas = move.canvasScale > 1 ? ",pad=\(canvasWidth):\(canvasHeight):(ow-iw)/2:(oh-ih)/2:color=black" : ""
         let last = max(1, frames - 1)
-        let progress = endsCentred ? "(1-n/\(last))" : "(n/\(last))"
-        return "[\(input):v]scale=\(big.width):\(big.height):force_original_aspect_ratio=decrease:force_divisible_by=2,"
-            + "pad=\(big.width):\(big.height):(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p,"
-            + "tpad=stop_mode=clone:stop=\(frames - 1),settb=1/\(Self.fps),setpts=N,"
-            + "crop=\(w):\(h):x='(iw-ow)/2*(1+\(look.panX)*\(progress))':y='(ih-oh)/2*(1+\(look.panY)*\(progress))'"
+        let p = reversed ? "(1-on/\(last))" : "(on/\(last))"
+        let eased = "(\(p)*\(p)*(3-2*\(p)))"
+        let zoom = move.zoom(eased)
+        let offset = move.offset(zoom: zoom, progress: p, eased: eased)
+        // zoompan's zoom is relative to the canvas; the image fills w x h of it.
+        let canvasZoom = String(format: "%.6f", Double(canvasWidth) / Double(w))
+        return fit + canvas + ",format=yuv420p,"
+            + "zoompan=z='\(canvasZoom)*\(zoom)':x='iw/2+\(offset.x)*\(w)-iw/zoom/2':y='ih/2+\(offset.y)*\(h)-ih/zoom/2'"
+            + ":d=\(frames):s=\(w)x\(h):fps=\(Self.fps),settb=1/\(Self.fps),setpts=N"
     }
 
-    /// First image, then a cross-dissolve to the last image in the latter part, holding the last image at the end.
-    /// Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `dissolved`.
-    private func dissolveChains(first: Int, last: Int, frames: Int, look: PreviewLook) -> [String] {
+    /// The first image moving away from rest, a cross-dissolve in the middle, and the last image moving to rest at the
+    /// end. Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `dissolved`.
+    private func dissolveChains(first: Int, last: Int, frames: Int, move: CameraMove) -> [String] {
         let fade = frames >= 72 ? 24 : 12
-        let hold = min(24, (frames - fade) / 4)
-        let cut = frames - fade - hold
-        var reversed = look
-        reversed.panX = -look.panX
-        reversed.panY = -look.panY
+        let cut = (frames - fade) / 2
         return [
-            stillClip(input: first, frames: cut + fade, look: look, endsCentred: false) + ",split=2[firsta][firstb]",
+            stillClip(input: first, frames: cut + fade, move: move, reversed: false) + ",split=2[firsta][firstb]",
             "[firsta]trim=end_frame=\(cut)[firsthead]",
             "[firstb]trim=start_frame=\(cut),setpts=PTS-STARTPTS[firsttail]",
-            stillClip(input: last, frames: frames - cut, look: reversed, endsCentred: true) + ",split=2[lasta][lastb]",
+            stillClip(input: last, frames: frames - cut, move: move, reversed: true) + ",split=2[lasta][lastb]",
             "[lasta]trim=end_frame=\(fade)[lasthead]",
             "[lastb]trim=start_frame=\(fade),setpts=PTS-STARTPTS[lastbody]",
             "[firsttail][lasthead]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=0[crossfade]",

@@ -1,4 +1,4 @@
-/// A shot's deterministic look, seeded from its prompt: colours, shape motion and camera direction.
+/// A shot's deterministic look, seeded from its prompt: colours and shape motion.
 ///
 /// Neighbouring shots alternate between a dark and a light background, so every cut is a strong change in brightness
 /// even when two prompts happen to hash to similar hues.
@@ -10,9 +10,6 @@ struct PreviewLook: Sendable, Hashable {
     /// Shape speeds in pixels per second at 1280x720 (scaled to the frame size).
     var speedX: Int
     var speedY: Int
-    /// Camera pan direction over a still, each component -1, 0 or 1 (never both 0).
-    var panX: Int
-    var panY: Int
 
     init(prompt: String, index: Int) {
         let hash = StableHash.fnv1a(prompt)
@@ -22,9 +19,6 @@ struct PreviewLook: Sendable, Hashable {
         accent = Self.hex(hue: (hue + 150).truncatingRemainder(dividingBy: 360), saturation: 0.7, value: light ? 0.35 : 0.95)
         speedX = 60 + Int((hash >> 16) % 240)
         speedY = 40 + Int((hash >> 32) % 160)
-        let directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
-        let direction = directions[Int((hash >> 48) % UInt64(directions.count))]
-        (panX, panY) = direction
     }
 
     /// An HSV colour as ffmpeg's `0xRRGGBB`.

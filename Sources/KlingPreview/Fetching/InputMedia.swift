@@ -1,0 +1,127 @@
+import Foundation
+import KlingCore
+
+/// Fetches image and video inputs with the injected fetcher and checks them before anything is rendered: the format
+/// is sniffed from the file's first bytes (never taken from a Content-Type header or the URL), the file must decode,
+/// and images must be at least 300x300 px with an aspect between 1:2.5 and 2.5:1.
+struct InputMedia: Sendable {
+    /// A fetched, checked image.
+    struct Image: Sendable, Hashable {
+        /// File name inside the scratch directory.
+        var file: String
+        /// The ffmpeg demuxer for its format (`png_pipe` or `jpeg_pipe`).
+        var demuxer: String
+        var width: Int
+        var height: Int
+
+        var still: FilterGraphBuilder.Still { .init(file: file, demuxer: demuxer) }
+    }
+
+    /// A fetched, probed MP4 or MOV video.
+    struct Video: Sendable, Hashable {
+        var file: String
+        var width: Int
+        var height: Int
+        var durationSeconds: Double
+    }
+
+    static let minimumImageSide = 300
+    static let maximumAspect = 2.5
+
+    var fetcher: any InputFetching
+    var ffprobe: String
+    var maxImageBytes: Int
+    var maxVideoBytes: Int
+
+    /// Downloads `url` to `name` in `directory`; anything but a usable JPEG or PNG throws 422 naming `field`.
+    func image(_ url: String, field: String, as name: String, into directory: URL) async throws -> Image {
+        let file = directory.appendingPathComponent(name)
+        try await fetcher.fetch(url, field: field, maxBytes: maxImageBytes, to: file)
+        try Self.checkSize(of: file, field: field, url: url, maxBytes: maxImageBytes)
+        let magic = (try? Self.leadingBytes(of: file, count: 12)) ?? []
+        guard let demuxer = Self.imageDemuxer(magic) else {
+            throw EngineError.badInput("\(field): \(url) is not a JPEG or PNG image (judged by its content)")
+        }
+        let probe = try await ProcessRunner.run(
+            ffprobe,
+            [
+                "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=width,height,nb_read_frames",
+                "-of", "csv=p=0", "-f", demuxer, "-i", file.path,
+            ])
+        let numbers = probe.standardOutput.split(whereSeparator: { $0 == "," || $0.isNewline }).compactMap { Int($0) }
+        // width,height,decoded frames: the image must actually decode, not just have a readable header.
+        guard probe.succeeded, numbers.count == 3, numbers[0] > 0, numbers[1] > 0, numbers[2] > 0 else {
+            throw EngineError.badInput("\(field): \(url) could not be decoded as an image")
+        }
+        try Self.checkDimensions(width: numbers[0], height: numbers[1], field: field, url: url)
+        return Image(file: name, demuxer: demuxer, width: numbers[0], height: numbers[1])
+    }
+
+    /// Downloads a video element's `url`; anything but a decodable MP4 or MOV with a video stream throws 422.
+    func video(_ url: String, field: String, as name: String, into directory: URL) async throws -> Video {
+        let file = directory.appendingPathComponent(name)
+        try await fetcher.fetch(url, field: field, maxBytes: maxVideoBytes, to: file)
+        try Self.checkSize(of: file, field: field, url: url, maxBytes: maxVideoBytes)
+        let magic = (try? Self.leadingBytes(of: file, count: 12)) ?? []
+        guard Self.isISOMedia(magic) else {
+            throw EngineError.badInput("\(field): \(url) is not an MP4 or MOV video (judged by its content)")
+        }
+        let probe = try await ProcessRunner.run(
+            ffprobe,
+            [
+                "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height:format=duration,format_name",
+                "-of", "default=noprint_wrappers=1", "-f", "mov", "-i", file.path,
+            ])
+        var values: [String: String] = [:]
+        for line in probe.standardOutput.split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { values[parts[0]] = parts[1] }
+        }
+        guard probe.succeeded, let width = values["width"].flatMap(Int.init), let height = values["height"].flatMap(Int.init),
+            width > 0, height > 0, let duration = values["duration"].flatMap(Double.init), duration > 0
+        else {
+            throw EngineError.badInput("\(field): \(url) could not be decoded as a video")
+        }
+        return Video(file: name, width: width, height: height, durationSeconds: duration)
+    }
+
+    static func checkDimensions(width: Int, height: Int, field: String, url: String) throws {
+        guard min(width, height) >= minimumImageSide else {
+            throw EngineError.badInput(
+                "\(field): \(url) is \(width)x\(height) px; images must be at least \(minimumImageSide)x\(minimumImageSide) px")
+        }
+        let aspect = Double(width) / Double(height)
+        guard aspect <= maximumAspect, aspect >= 1 / maximumAspect else {
+            throw EngineError.badInput(
+                "\(field): \(url) is \(width)x\(height) px; the aspect ratio must be between 1:2.5 and 2.5:1")
+        }
+    }
+
+    private static func checkSize(of file: URL, field: String, url: String, maxBytes: Int) throws {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxBytes else {
+            throw EngineError.badInput("\(field): \(url) is \(size) bytes, over the limit of \(maxBytes) bytes")
+        }
+    }
+
+    /// The ffmpeg demuxer for a JPEG or PNG file's first bytes, or `nil` for anything else.
+    static func imageDemuxer(_ bytes: [UInt8]) -> String? {
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "png_pipe" }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return "jpeg_pipe" }
+        return nil
+    }
+
+    /// Whether the first bytes are an ISO base media (MP4) or QuickTime (MOV) box: a size, then a known box type.
+    static func isISOMedia(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 8 else { return false }
+        let type = String(decoding: bytes[4..<8], as: UTF8.self)
+        return ["ftyp", "moov", "mdat", "wide", "free", "skip", "pnot"].contains(type)
+    }
+
+    private static func leadingBytes(of file: URL, count: Int) throws -> [UInt8] {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        return [UInt8](try handle.read(upToCount: count) ?? Data())
+    }
+}
