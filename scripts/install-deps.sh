@@ -14,3 +14,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "Swift 6.2 or later is required (https://swift.org/install)"; exit 1; }
+# The callback tests check our signatures with an independent Standard Webhooks implementation (PyPI).
+if [ -n "${KLING_SKIP_PYTHON_DEPS:-}" ]; then exit 0; fi
+if command -v python3 >/dev/null && ! python3 -c "import standardwebhooks" 2>/dev/null; then
+  python3 -m pip install --quiet standardwebhooks 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages standardwebhooks \
+    || echo "warning: could not install the standardwebhooks package; its cross-check will be skipped"
+fi

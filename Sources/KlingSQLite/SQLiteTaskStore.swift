@@ -123,6 +123,46 @@ public final class SQLiteTaskStore: TaskStore {
                     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                     """)
         }
+        migrator.registerMigration("v3-callbacks") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE tasks ADD COLUMN callback_url TEXT;
+                    UPDATE tasks SET callback_url = json_extract(request, '$.callbackURL');
+                    CREATE TABLE webhook_secrets (
+                        account_id TEXT NOT NULL REFERENCES accounts(id),
+                        secret TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        retires_at INTEGER
+                    );
+                    CREATE INDEX webhook_secrets_account ON webhook_secrets(account_id, created_at);
+                    CREATE TABLE callbacks (
+                        id TEXT PRIMARY KEY,
+                        task_id TEXT NOT NULL REFERENCES tasks(id),
+                        account_id TEXT NOT NULL,
+                        url TEXT NOT NULL,
+                        dialect TEXT NOT NULL,
+                        payload TEXT,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        last_status INTEGER,
+                        last_error TEXT
+                    );
+                    CREATE INDEX callbacks_due ON callbacks(state, next_attempt_at);
+                    CREATE INDEX callbacks_task ON callbacks(task_id);
+                    CREATE TABLE callback_attempts (
+                        callback_id TEXT NOT NULL REFERENCES callbacks(id),
+                        attempt INTEGER NOT NULL,
+                        status INTEGER,
+                        error TEXT,
+                        duration_ms INTEGER NOT NULL,
+                        at INTEGER NOT NULL
+                    );
+                    CREATE INDEX callback_attempts_callback ON callback_attempts(callback_id, attempt);
+                    """)
+        }
         return migrator
     }
 
@@ -362,13 +402,13 @@ public final class SQLiteTaskStore: TaskStore {
                 sql: """
                     INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
                         created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
-                        refunded_credits)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        refunded_credits, callback_url)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
                 task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
-                task.failure?.code, task.failure?.message, task.credits, task.refundedCredits,
+                task.failure?.code, task.failure?.message, task.credits, task.refundedCredits, task.request.callbackURL,
             ])
         }
         counters.bump(ChangeCounters.slot(forTask: task.id))
@@ -437,7 +477,8 @@ public final class SQLiteTaskStore: TaskStore {
         return try await updateClaimed(
             taskID: taskID, attempt: attempt,
             set: "state = 'succeeded', progress = 100, result = ?, completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL",
-            [encoded, now, now])
+            [encoded, now, now]
+        ) { db in try Self.queueCallback(db, taskID: taskID, now: now) }
     }
 
     public func fail(taskID: String, attempt: Int, failure: TaskFailure, now: Int64) async throws -> Bool {
@@ -445,7 +486,10 @@ public final class SQLiteTaskStore: TaskStore {
             taskID: taskID, attempt: attempt,
             set: "state = 'failed', failure_code = ?, failure_message = ?, completed_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL",
             [failure.code, failure.message, now, now]
-        ) { db in try Self.refund(db, taskID: taskID, now: now) }
+        ) { db in
+            try Self.refund(db, taskID: taskID, now: now)
+            try Self.queueCallback(db, taskID: taskID, now: now)
+        }
     }
 
     public func release(taskID: String, attempt: Int, now: Int64) async throws -> Bool {
@@ -473,6 +517,7 @@ public final class SQLiteTaskStore: TaskStore {
                         """,
                     arguments: [message, now, now, id])
                 try Self.refund(db, taskID: id, now: now)
+                try Self.queueCallback(db, taskID: id, now: now)
             }
             return ids.count
         }
@@ -488,6 +533,127 @@ public final class SQLiteTaskStore: TaskStore {
             }
             return counts
         }
+    }
+
+    // MARK: Callbacks
+
+    /// Records the callback of a task that just reached its terminal state, in the caller's transaction (the outbox).
+    private static func queueCallback(_ db: Database, taskID: String, now: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO callbacks (id, task_id, account_id, url, dialect, state, attempts, next_attempt_at, created_at, updated_at)
+                SELECT ?, id, account_id, callback_url, dialect, 'pending', 0, ?, ?, ? FROM tasks WHERE id = ? AND callback_url IS NOT NULL
+                """,
+            arguments: ["msg_" + APIKeys.randomID(), now, now, now, taskID])
+    }
+
+    public func webhookSecrets(accountID: String, now: Int64) async throws -> [String] {
+        try await pool.write { db in
+            let secrets = try Self.activeSecrets(db, accountID: accountID, now: now)
+            if !secrets.isEmpty { return secrets }
+            let secret = WebhookSigner.newSecret()
+            try db.execute(
+                sql: "INSERT INTO webhook_secrets (account_id, secret, created_at) VALUES (?, ?, ?)", arguments: [accountID, secret, now])
+            return [secret]
+        }
+    }
+
+    public func rotateWebhookSecret(accountID: String, previousUntil: Int64, now: Int64) async throws -> [String] {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE webhook_secrets SET retires_at = ? WHERE account_id = ? AND (retires_at IS NULL OR retires_at > ?)",
+                arguments: [previousUntil, accountID, previousUntil])
+            try db.execute(
+                sql: "INSERT INTO webhook_secrets (account_id, secret, created_at) VALUES (?, ?, ?)",
+                arguments: [accountID, WebhookSigner.newSecret(), now + 1])
+            return try Self.activeSecrets(db, accountID: accountID, now: now)
+        }
+    }
+
+    private static func activeSecrets(_ db: Database, accountID: String, now: Int64) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT secret FROM webhook_secrets WHERE account_id = ? AND (retires_at IS NULL OR retires_at > ?)
+                ORDER BY created_at DESC, rowid DESC
+                """,
+            arguments: [accountID, now])
+    }
+
+    public func claimDueCallbacks(now: Int64, leaseUntil: Int64, limit: Int) async throws -> [CallbackRecord] {
+        try await pool.write { db in
+            let ids = try String.fetchAll(
+                db, sql: "SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                arguments: [now, limit])
+            var claimed: [CallbackRecord] = []
+            for id in ids {
+                try db.execute(
+                    sql: "UPDATE callbacks SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    arguments: [leaseUntil, now, id])
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM callbacks WHERE id = ?", arguments: [id]) {
+                    claimed.append(Self.callback(row))
+                }
+            }
+            return claimed
+        }
+    }
+
+    public func recordCallbackAttempt(_ attempt: CallbackAttempt, payload: String, next: CallbackNext, now: Int64) async throws {
+        let (state, nextAt): (CallbackRecord.State, Int64) =
+            switch next {
+            case .delivered: (.delivered, now)
+            case .retry(let at): (.pending, at)
+            case .failed: (.failed, now)
+            case .gone: (.gone, now)
+            }
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO callback_attempts (callback_id, attempt, status, error, duration_ms, at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [attempt.callbackID, attempt.attempt, attempt.status, attempt.error, attempt.durationMillis, attempt.at])
+            try db.execute(
+                sql: """
+                    UPDATE callbacks SET state = ?, next_attempt_at = ?, payload = COALESCE(payload, ?), last_status = ?, last_error = ?,
+                        updated_at = ?
+                    WHERE id = ? AND attempts = ?
+                    """,
+                arguments: [
+                    state.rawValue, nextAt, payload, attempt.status, attempt.error, now, attempt.callbackID, attempt.attempt,
+                ])
+        }
+    }
+
+    public func callbacks(taskID: String, accountID: String) async throws -> [(CallbackRecord, [CallbackAttempt])] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM callbacks WHERE task_id = ? AND account_id = ? ORDER BY created_at", arguments: [taskID, accountID]
+            ).map { row in
+                let record = Self.callback(row)
+                let attempts = try Row.fetchAll(
+                    db, sql: "SELECT * FROM callback_attempts WHERE callback_id = ? ORDER BY attempt", arguments: [record.id]
+                ).map {
+                    CallbackAttempt(
+                        callbackID: $0["callback_id"], attempt: $0["attempt"], status: $0["status"], error: $0["error"],
+                        durationMillis: $0["duration_ms"], at: $0["at"])
+                }
+                return (record, attempts)
+            }
+        }
+    }
+
+    public func resendCallback(id: String, now: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE callbacks SET state = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?", arguments: [now, now, id])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func callback(_ row: Row) -> CallbackRecord {
+        CallbackRecord(
+            id: row["id"], taskID: row["task_id"], accountID: row["account_id"], url: row["url"], dialect: row["dialect"],
+            payload: row["payload"], state: CallbackRecord.State(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+            nextAttemptAt: row["next_attempt_at"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+            lastStatus: row["last_status"], lastError: row["last_error"])
     }
 
     // MARK: Helpers
@@ -536,6 +702,7 @@ public final class SQLiteTaskStore: TaskStore {
                     """,
                 arguments: [now, now, id])
             try refund(db, taskID: id, now: now)
+            try queueCallback(db, taskID: id, now: now)
         }
         return ids.count
     }

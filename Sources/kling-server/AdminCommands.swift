@@ -220,3 +220,61 @@ struct Features: AsyncParsableCommand {
         }
     }
 }
+
+struct Webhooks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage webhook signing secrets.", subcommands: [Secret.self])
+
+    struct Secret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the account's current whsec_ secret; --rotate makes a new one (the old one keeps signing for 24 h).")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Account") var account: String
+        @Flag(help: "Make a new secret") var rotate = false
+
+        func run() async throws {
+            let store = try data.openStore()
+            let account = try await AccountService(store: store).account(named: account)
+            let now = TaskWorker.nowMillis()
+            let secrets =
+                rotate
+                ? try await store.rotateWebhookSecret(accountID: account.id, previousUntil: now + 86_400_000, now: now)
+                : try await store.webhookSecrets(accountID: account.id, now: now)
+            if secrets.count > 1 { print("previous secret (still signing for up to 24 h): \(secrets[1])") }
+            print(secrets[0])
+        }
+    }
+}
+
+struct Callbacks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect and re-send callbacks.", subcommands: [List.self, Resend.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a task's callbacks and their delivery attempts.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Task id") var task: String
+
+        func run() async throws {
+            let store = try data.openStore()
+            guard let record = try await store.task(id: task) else { throw ValidationError("no task \(task)") }
+            for (callback, attempts) in try await store.callbacks(taskID: task, accountID: record.accountID) {
+                print("\(callback.id)\t\(callback.state.rawValue)\t\(callback.attempts) attempts\t\(callback.url)")
+                for attempt in attempts {
+                    print("  #\(attempt.attempt)\t\(attempt.status.map(String.init) ?? "-")\t\(attempt.durationMillis) ms\t\(attempt.error ?? "ok")")
+                }
+            }
+        }
+    }
+
+    struct Resend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a callback again now (by the msg_ id `callbacks list` shows).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Callback id (msg_...)") var id: String
+
+        func run() async throws {
+            guard try await data.openStore().resendCallback(id: id, now: TaskWorker.nowMillis()) else {
+                throw ValidationError("no callback \(id)")
+            }
+            print("callback \(id) queued for delivery")
+        }
+    }
+}

@@ -26,6 +26,14 @@ enum EnvironmentSettings {
         if let value = try integer("KLING_MAX_ACTIVE_TASKS") { configuration.limits.maxActiveTasks = value }
         if let value = try integer("KLING_DEFAULT_CREDITS") { configuration.defaultCredits = Int64(value) }
         if let value = try integer("KLING_TASK_TIMEOUT_SECONDS") { configuration.taskTimeout = .seconds(max(1, value)) }
+        if let value = try integer("KLING_CALLBACK_TIMEOUT_SECONDS") { configuration.callbacks.timeout = .seconds(max(1, value)) }
+        if let text = environment["KLING_CALLBACK_RETRY_DELAYS"], !text.isEmpty {
+            let delays = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !delays.isEmpty, delays.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw ValidationError("KLING_CALLBACK_RETRY_DELAYS must be comma-separated seconds, such as 5,300,1800; not \(text)")
+            }
+            configuration.callbacks.retryDelays = delays.map { .seconds($0 ?? 0) }
+        }
         if let token = environment["KLING_ADMIN_TOKEN"], !token.isEmpty {
             guard token.utf8.count >= 16 else { throw ValidationError("KLING_ADMIN_TOKEN must be at least 16 characters") }
             configuration.adminToken = token

@@ -14,6 +14,7 @@ struct KlingServerCommand: AsyncParsableCommand {
         abstract: "KlingKit: a self-hostable, Kling 3.0 compatible video generation server.",
         subcommands: [
             Serve.self, Accounts.self, Keys.self, Credits.self, Ledger.self, Limits.self, Maintenance.self, Features.self,
+            Webhooks.self, Callbacks.self,
         ],
         defaultSubcommand: Serve.self
     )
@@ -95,6 +96,7 @@ struct Serve: AsyncParsableCommand {
         if fetching.allowPrivateAddresses {
             logger.warning("KLING_FETCH_ALLOW_PRIVATE=true: input URLs may reach loopback and private addresses (development only)")
         }
+        configuration.callbacks.allowPrivateAddresses = fetching.allowPrivateAddresses
         let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
         let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
         try await app.runService()

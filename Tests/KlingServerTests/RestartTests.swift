@@ -304,4 +304,45 @@ struct RestartTests {
             try ServerProcess.admin(["keys", "revoke", "--account", "erin", keyID], dataDirectory: directory)
         }
     }
+
+    @Test func callbackRecordedBeforeASIGKILLIsDeliveredAfterRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-callback-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = try ServerProcess.accountWithKey("gus", dataDirectory: directory)
+        let port = Self.freePort()
+        // A kill during an attempt leaves it claimed for the attempt's timeout plus 5 s; keep that short here.
+        let environment = ["KLING_CALLBACK_RETRY_DELAYS": "1,1,1,1,1,1,1,1,1,1", "KLING_POLL_MS": "100", "KLING_CALLBACK_TIMEOUT_SECONDS": "2"]
+        let base = "http://127.0.0.1:\(port)"
+        let auth = [("Authorization", "Bearer \(key)")]
+        try await CallbackReceiver.with { receiver in
+            // The receiver is down: the task succeeds, its callback is recorded, and the first attempts fail.
+            await receiver.setDown(true)
+            let server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
+            let body = #"{"model":"kling-3.0/video","callBackUrl":"\#(receiver.url)","input":{"prompt":"callback","duration":"3","mode":"std"}}"#
+            let created = try await HTTP.post("\(base)/api/v1/jobs/createTask", headers: auth, body: body)
+            let id = try #require((created.json["data"] as? [String: Any])?["taskId"] as? String, "\(created.json)")
+            var state = ""
+            for _ in 0..<300 {
+                state =
+                    ((try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth)).json["data"] as? [String: Any])?["state"]
+                    as? String ?? ""
+                if state == "success" { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(state == "success")
+            server.kill()
+
+            await receiver.setDown(false)
+            let restarted = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
+            defer { restarted.kill() }
+            let deliveries = try await receiver.waitFor(1, timeout: .seconds(45))
+            #expect(deliveries.count == 1)
+            let data = deliveries.first?.json["data"] as? [String: Any]
+            #expect(data?["taskId"] as? String == id)
+            #expect(data?["state"] as? String == "success")
+            try await Task.sleep(for: .milliseconds(500))
+            let listing = try ServerProcess.admin(["callbacks", "list", "--task", id], dataDirectory: directory)
+            #expect(listing.contains("delivered"), "\(listing)")
+        }
+    }
 }

@@ -36,6 +36,11 @@ struct TestServer {
         configuration.limits.createsPerWindow = 0
         configuration.limits.queriesPerSecond = 0
         configuration.limits.maxActiveTasks = 1000
+        // Callback receivers in tests are on loopback; retries come quickly.
+        configuration.callbacks.allowPrivateAddresses = true
+        configuration.callbacks.retryDelays = [.milliseconds(300), .milliseconds(300), .milliseconds(300)]
+        configuration.callbacks.pollInterval = .milliseconds(100)
+        configuration.callbacks.timeout = .seconds(2)
         configure(&configuration)
         let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
         let accounts = AccountService(store: store)

@@ -76,6 +76,11 @@ public struct TaskService: Sendable {
         try await store.balance(accountID: account.id)
     }
 
+    /// The callbacks of a task `account` owns, with their delivery attempts.
+    public func callbacks(taskID: String, account: Account) async throws -> [(CallbackRecord, [CallbackAttempt])] {
+        try await store.callbacks(taskID: taskID, accountID: account.id)
+    }
+
     /// The limits that apply to `account`.
     public func limits(for account: Account) -> AccountLimits {
         defaultLimits.applying(account.limits)

@@ -26,8 +26,9 @@ public func buildApplication(
             results.path, urlBasePath: "/files/results", cacheControl: .init([(MediaType(type: .video), [.maxAge(3600)])]),
             logger: logger))
     router.get("healthz") { _, _ in "ok" }
-    MarketRoutes(tasks: tasks, links: links, limiter: limiter).register(on: router)
-    CRUNRoutes(tasks: tasks, links: links, limiter: limiter).register(on: router)
+    let allowPrivate = configuration.callbacks.allowPrivateAddresses
+    MarketRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
+    CRUNRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
     if let token = configuration.adminToken {
         AdminRoutes(
             accounts: AccountService(store: store), token: token, defaultLimits: configuration.limits,
@@ -43,6 +44,7 @@ public func buildApplication(
         services: [
             worker,
             TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
+            CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, logger: logger),
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }

@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     public var defaultCredits: Int64 = 10_000
     /// A task not finished this long after it was created is failed and refunded (`KLING_TASK_TIMEOUT_SECONDS`, 1800).
     public var taskTimeout: Duration = .seconds(1800)
+    /// Callback delivery (`KLING_CALLBACK_TIMEOUT_SECONDS`, `KLING_CALLBACK_RETRY_DELAYS`; private addresses with
+    /// `KLING_FETCH_ALLOW_PRIVATE`).
+    public var callbacks = CallbackDeliverer.Configuration()
     /// Bearer token of the admin HTTP API under `/admin/v1` (`KLING_ADMIN_TOKEN`); unset turns the API off.
     public var adminToken: String?
 

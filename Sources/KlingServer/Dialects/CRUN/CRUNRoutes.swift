@@ -9,6 +9,8 @@ struct CRUNRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
+    /// Whether callback URLs may point at private addresses (`KLING_FETCH_ALLOW_PRIVATE`).
+    let allowPrivateCallbacks: Bool
     let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
@@ -29,6 +31,7 @@ struct CRUNRoutes {
         case .failure(let rejection):
             throw APIError.validation(rejection.message)
         case .success(let decoded):
+            try await checkCallbackAddress(decoded.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
             let task = try await tasks.create(decoded, account: account, dialect: CRUNDialect.name)
             return CRUNDialect.success(.object(["task_id": .string(task.id)]))
         }

@@ -9,6 +9,8 @@ struct MarketRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
+    /// Whether callback URLs may point at private addresses (`KLING_FETCH_ALLOW_PRIVATE`).
+    let allowPrivateCallbacks: Bool
     let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
@@ -19,6 +21,7 @@ struct MarketRoutes {
         group.get("jobs/recordInfo") { request, context in try await recordInfo(request, context) }
         group.post("jobs/quote") { request, context in try await quote(request, context) }
         group.get("chat/credit") { request, context in try await credit(request, context) }
+        group.get("callbacks") { request, context in try await callbacks(request, context) }
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
@@ -26,6 +29,7 @@ struct MarketRoutes {
         try limiter.check(.create, context: context, limits: tasks.limits(for: account))
         try await tasks.checkAcceptingCreates()
         let decoded = try await decode(request, context)
+        try await checkCallbackAddress(decoded.request.callbackURL, field: "callBackUrl", allowPrivate: allowPrivateCallbacks)
         let task = try await tasks.create(decoded, account: account, dialect: MarketDialect.name)
         return MarketDialect.success(.object(["taskId": .string(task.id)]))
     }
@@ -77,5 +81,45 @@ struct MarketRoutes {
         let account = try context.requireAccount()
         try limiter.check(.query, context: context, limits: tasks.limits(for: account))
         return MarketDialect.success(.number(Double(try await tasks.balance(account: account))))
+    }
+
+    /// KlingKit extension: a task's callbacks and every delivery attempt.
+    private func callbacks(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        guard let id = request.uri.queryParameters["taskId"].map(String.init), !id.isEmpty else {
+            throw APIError.validation("taskId: is required (GET /api/v1/callbacks?taskId=...)")
+        }
+        guard try await tasks.task(id: id, account: account) != nil else {
+            throw APIError.notFound("taskId: no task \(id) for this account")
+        }
+        let list = try await tasks.callbacks(taskID: id, account: account).map { callback, attempts in
+            CallbackView(
+                callbackId: callback.id, url: callback.url, state: callback.state.rawValue, attempts: callback.attempts,
+                nextAttemptAt: callback.state == .pending ? callback.nextAttemptAt : nil, lastStatus: callback.lastStatus,
+                lastError: callback.lastError,
+                deliveries: attempts.map {
+                    .init(attempt: $0.attempt, status: $0.status, error: $0.error, durationMs: $0.durationMillis, at: $0.at)
+                })
+        }
+        return JSONResponse.make(status: 200, body: MarketDialect.Envelope(code: 200, msg: "success", data: list))
+    }
+
+    private struct CallbackView: Encodable, Sendable {
+        struct Delivery: Encodable, Sendable {
+            var attempt: Int
+            var status: Int?
+            var error: String?
+            var durationMs: Int64
+            var at: Int64
+        }
+        var callbackId: String
+        var url: String
+        var state: String
+        var attempts: Int
+        var nextAttemptAt: Int64?
+        var lastStatus: Int?
+        var lastError: String?
+        var deliveries: [Delivery]
     }
 }

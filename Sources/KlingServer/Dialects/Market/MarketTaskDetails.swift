@@ -18,6 +18,8 @@ struct MarketTaskDetails: Encodable, Sendable {
     var updateTime: Int64
     /// Credits the task cost: its price, or 0 once a failure refunded it.
     var consumeCredits: Int64
+    /// The account's balance after the task: in callbacks only.
+    var remainedCredits: Int64?
     /// KlingKit extension: real progress 0-100 from the engine.
     var progress: Int
     /// KlingKit extension: the engine that produced (or is producing) the video, so a preview is never mistaken
@@ -47,7 +49,7 @@ struct MarketTaskDetails: Encodable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case taskId, model, state, param, resultJson, failCode, failMsg, costTime, completeTime, createTime, updateTime
-        case consumeCredits, progress, engine
+        case consumeCredits, remainedCredits, progress, engine
     }
 
     // Written out so absent values appear as `null`, as in the contract, instead of being left out.
@@ -65,6 +67,7 @@ struct MarketTaskDetails: Encodable, Sendable {
         try container.encode(createTime, forKey: .createTime)
         try container.encode(updateTime, forKey: .updateTime)
         try container.encode(consumeCredits, forKey: .consumeCredits)
+        try container.encodeIfPresent(remainedCredits, forKey: .remainedCredits)
         try container.encode(progress, forKey: .progress)
         try container.encode(engine, forKey: .engine)
     }
