@@ -163,6 +163,13 @@ public final class SQLiteTaskStore: TaskStore {
                     CREATE INDEX callback_attempts_callback ON callback_attempts(callback_id, attempt);
                     """)
         }
+        migrator.registerMigration("v4-retention") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE tasks ADD COLUMN results_expired_at INTEGER;
+                    CREATE INDEX tasks_completed ON tasks(state, completed_at);
+                    """)
+        }
         return migrator
     }
 
@@ -363,6 +370,16 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws {
         try await setting("feature." + feature.rawValue, enabled ? "on" : "off")
+    }
+
+    public func installationSecret(_ name: String) async throws -> String {
+        let key = "secret." + name
+        return try await pool.write { db in
+            var generator = SystemRandomNumberGenerator()
+            let fresh = Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
+            try db.execute(sql: "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", arguments: [key, fresh])
+            return try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) ?? fresh
+        }
     }
 
     private func setting(_ key: String, _ value: String) async throws {
@@ -656,6 +673,29 @@ public final class SQLiteTaskStore: TaskStore {
             lastStatus: row["last_status"], lastError: row["last_error"])
     }
 
+    // MARK: Retention
+
+    public func tasksWithResults(completedBefore before: Int64, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM tasks WHERE state = 'succeeded' AND completed_at < ? AND results_expired_at IS NULL
+                    ORDER BY completed_at LIMIT ?
+                    """,
+                arguments: [before, limit])
+        }
+    }
+
+    public func markResultsExpired(taskIDs: [String], now: Int64) async throws {
+        try await pool.write { db in
+            for id in taskIDs {
+                try db.execute(sql: "UPDATE tasks SET results_expired_at = ?, updated_at = ? WHERE id = ?", arguments: [now, now, id])
+            }
+        }
+        for id in taskIDs { counters.bump(ChangeCounters.slot(forTask: id)) }
+    }
+
     // MARK: Helpers
 
     /// The change-counter values a cached row was read under.
@@ -715,7 +755,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The columns ``task(_:)`` reads, in the order it reads them by index (name lookups cost on the hot path).
     static let taskColumns = """
         id, account_id, dialect, model, request, params, state, progress, attempts, engine, created_at, updated_at,
-        started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits
+        started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits, results_expired_at
         """
 
     private static func task(_ row: Row) throws -> TaskRecord {
@@ -727,7 +767,7 @@ public final class SQLiteTaskStore: TaskStore {
             id: row[0], accountID: row[1], dialect: row[2], model: row[3], request: request, params: row[5],
             state: TaskState(rawValue: row[6]) ?? .failed, progress: row[7], attempts: row[8], engine: row[9], createdAt: row[10],
             updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure, credits: row[17],
-            refundedCredits: row[18])
+            refundedCredits: row[18], resultsExpiredAt: row[19])
     }
 
     /// Coders shared by every call (both are thread-safe); making one per row showed in profiles.

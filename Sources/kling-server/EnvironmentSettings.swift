@@ -34,6 +34,9 @@ enum EnvironmentSettings {
             }
             configuration.callbacks.retryDelays = delays.map { .seconds($0 ?? 0) }
         }
+        if let value = try integer("KLING_RESULT_LINK_DAYS") { configuration.resultLinkLifetime = .seconds(max(1, value) * 86_400) }
+        if let value = try integer("KLING_RESULT_RETENTION_DAYS") { configuration.resultRetention = .seconds(max(1, value) * 86_400) }
+        if let value = try integer("KLING_UPLOAD_RETENTION_DAYS") { configuration.uploadRetention = .seconds(max(1, value) * 86_400) }
         if let token = environment["KLING_ADMIN_TOKEN"], !token.isEmpty {
             guard token.utf8.count >= 16 else { throw ValidationError("KLING_ADMIN_TOKEN must be at least 16 characters") }
             configuration.adminToken = token

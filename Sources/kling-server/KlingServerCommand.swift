@@ -97,8 +97,9 @@ struct Serve: AsyncParsableCommand {
             logger.warning("KLING_FETCH_ALLOW_PRIVATE=true: input URLs may reach loopback and private addresses (development only)")
         }
         configuration.callbacks.allowPrivateAddresses = fetching.allowPrivateAddresses
-        let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
-        let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
+        let app = try await buildApplication(
+            configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
+            makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)
         try await app.runService()
     }
 

@@ -24,7 +24,7 @@ struct EndToEndTests {
             let resultJSON = try #require(data["resultJson"] as? String)
             let result = try #require(try JSONSerialization.jsonObject(with: Data(resultJSON.utf8)) as? [String: Any])
             let url = try #require((result["resultUrls"] as? [String])?.first)
-            let path = try #require(URLComponents(string: url)?.path)
+            let path = try #require(URLComponents(string: url).map { $0.percentEncodedPath + "?" + ($0.percentEncodedQuery ?? "") })
             #expect(path.hasPrefix("/files/"))
 
             let whole = try await client.execute(uri: path, method: .get) { $0 }
@@ -62,7 +62,7 @@ struct EndToEndTests {
                 #expect(data["status"] as? String == "success", "\(done.raw)")
                 let result = try #require(data["result"] as? [String: Any])
                 let url = try #require((result["media_urls"] as? [String])?.first)
-                let path = try #require(URLComponents(string: url)?.path)
+                let path = try #require(URLComponents(string: url).map { $0.percentEncodedPath + "?" + ($0.percentEncodedQuery ?? "") })
                 let video = try await client.execute(uri: path, method: .get) { $0 }
                 let file = server.directory.appendingPathComponent("multi.mp4")
                 try Data(buffer: video.body).write(to: file)

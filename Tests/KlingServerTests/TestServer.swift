@@ -60,8 +60,9 @@ struct TestServer {
         var fetching = HTTPInputFetcher.Configuration()
         fetching.allowPrivateAddresses = true
         fetching.connectTimeout = .seconds(1)
-        let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
-        let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
+        let app = try await buildApplication(
+            configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
+            makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)
         return try await app.test(.ahc(.http), body)
     }
 

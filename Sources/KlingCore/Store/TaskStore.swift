@@ -40,6 +40,9 @@ public protocol TaskStore: Sendable {
     /// Maintenance mode and feature switches as stored now.
     func switches() async throws -> ServiceSwitches
     func setMaintenance(_ on: Bool) async throws
+    /// A random secret of this installation (made on first use, then the same for every process), e.g. the key that
+    /// signs file links.
+    func installationSecret(_ name: String) async throws -> String
     func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws
 
     // MARK: Tasks
@@ -91,6 +94,13 @@ public protocol TaskStore: Sendable {
     func callbacks(taskID: String, accountID: String) async throws -> [(CallbackRecord, [CallbackAttempt])]
     /// Puts a callback back in the queue for an attempt now (admin re-send); `false` when there is no such callback.
     func resendCallback(id: String, now: Int64) async throws -> Bool
+
+    // MARK: Retention
+
+    /// Succeeded tasks completed before `before` whose result files are still kept (oldest first).
+    func tasksWithResults(completedBefore before: Int64, limit: Int) async throws -> [String]
+    /// Records that these tasks' result files were deleted.
+    func markResultsExpired(taskIDs: [String], now: Int64) async throws
 }
 
 /// Store failures that callers act on.

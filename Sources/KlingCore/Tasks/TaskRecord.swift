@@ -30,12 +30,14 @@ public struct TaskRecord: Sendable, Hashable, Codable {
     public var credits: Int64
     /// Credits given back (the whole price, once, when the task failed).
     public var refundedCredits: Int64
+    /// When the retention sweeper deleted the result files (Unix milliseconds); `nil` while they are kept.
+    public var resultsExpiredAt: Int64?
 
     public init(
         id: String, accountID: String, dialect: String, model: String, request: GenerationRequest, params: String,
         state: TaskState = .queued, progress: Int = 0, attempts: Int = 0, engine: String? = nil, createdAt: Int64,
         updatedAt: Int64, startedAt: Int64? = nil, completedAt: Int64? = nil, result: TaskResult? = nil,
-        failure: TaskFailure? = nil, credits: Int64 = 0, refundedCredits: Int64 = 0
+        failure: TaskFailure? = nil, credits: Int64 = 0, refundedCredits: Int64 = 0, resultsExpiredAt: Int64? = nil
     ) {
         self.id = id
         self.accountID = accountID
@@ -55,6 +57,7 @@ public struct TaskRecord: Sendable, Hashable, Codable {
         self.failure = failure
         self.credits = credits
         self.refundedCredits = refundedCredits
+        self.resultsExpiredAt = resultsExpiredAt
     }
 
     /// Credits the task finally cost: its price, or 0 once refunded.

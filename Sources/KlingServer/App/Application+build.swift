@@ -9,26 +9,43 @@ import Logging
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any TaskStore,
-    engine: any VideoEngine,
+    fetcher: any InputFetching,
+    makeEngine: (any InputFetching) -> any VideoEngine,
     logger: Logger
-) throws -> some ApplicationProtocol {
+) async throws -> some ApplicationProtocol {
     let results = configuration.artifactDirectory.appendingPathComponent("results", isDirectory: true)
-    try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+    let uploads = configuration.artifactDirectory.appendingPathComponent("uploads", isDirectory: true)
+    for folder in [results, uploads] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
     let signal = WakeSignal()
     let tasks = TaskService(store: store, signal: signal, prices: configuration.prices, defaultLimits: configuration.limits)
     let limiter = RateLimiter()
-    let links = ResultLinks(publicURL: configuration.publicURL)
+    let links = ResultLinks(
+        publicURL: configuration.publicURL, signingKey: try await store.installationSecret("file-links"),
+        resultLifetime: configuration.resultLinkLifetime)
+    // Engines read this server's own file links from disk; everything else goes through the safe network fetcher.
+    let inputs = LocalFileFetcher(links: links, artifactDirectory: configuration.artifactDirectory, network: fetcher)
+    let engine = makeEngine(inputs)
 
     let router = Router(context: KlingRequestContext.self)
-    // Only finished results are served (never scratch files or the database).
+    // Only finished results and uploads are served (never scratch files or the database), and only through signed,
+    // unexpired links.
+    router.add(middleware: SignedFileMiddleware(links: links))
     router.add(
         middleware: FileMiddleware(
             results.path, urlBasePath: "/files/results", cacheControl: .init([(MediaType(type: .video), [.maxAge(3600)])]),
             logger: logger))
+    router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
     let allowPrivate = configuration.callbacks.allowPrivateAddresses
     MarketRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
     CRUNRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
+    UploadRoutes(
+        tasks: tasks,
+        uploads: UploadStore(
+            root: uploads, scratch: configuration.artifactDirectory.appendingPathComponent("tmp", isDirectory: true), links: links,
+            retention: configuration.uploadRetention),
+        links: links, limiter: limiter, fetcher: fetcher
+    ).register(on: router)
     if let token = configuration.adminToken {
         AdminRoutes(
             accounts: AccountService(store: store), token: token, defaultLimits: configuration.limits,
@@ -45,6 +62,9 @@ public func buildApplication(
             worker,
             TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
             CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, logger: logger),
+            RetentionSweeper(
+                store: store, artifactDirectory: configuration.artifactDirectory, resultRetention: configuration.resultRetention,
+                uploadRetention: configuration.uploadRetention, interval: configuration.retentionSweepInterval, logger: logger),
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }

@@ -32,6 +32,14 @@ public struct ServerConfiguration: Sendable {
     /// Callback delivery (`KLING_CALLBACK_TIMEOUT_SECONDS`, `KLING_CALLBACK_RETRY_DELAYS`; private addresses with
     /// `KLING_FETCH_ALLOW_PRIVATE`).
     public var callbacks = CallbackDeliverer.Configuration()
+    /// Result links stay valid this long after the task completed (`KLING_RESULT_LINK_DAYS`, 14).
+    public var resultLinkLifetime: Duration = .seconds(14 * 86_400)
+    /// Result files are deleted this long after the task completed (`KLING_RESULT_RETENTION_DAYS`, 14).
+    public var resultRetention: Duration = .seconds(14 * 86_400)
+    /// Uploaded files are deleted this long after their upload (`KLING_UPLOAD_RETENTION_DAYS`, 3).
+    public var uploadRetention: Duration = .seconds(3 * 86_400)
+    /// How often expired results and uploads are looked for.
+    public var retentionSweepInterval: Duration = .seconds(600)
     /// Bearer token of the admin HTTP API under `/admin/v1` (`KLING_ADMIN_TOKEN`); unset turns the API off.
     public var adminToken: String?
 

@@ -1,0 +1,28 @@
+import Foundation
+import Hummingbird
+import KlingAPI
+import KlingCore
+
+/// Guards `/files/`: a request passes to the file server only with an authentic, unexpired signature; every other
+/// request gets the same 403, whether or not the file exists.
+struct SignedFileMiddleware: RouterMiddleware {
+    typealias Context = KlingRequestContext
+    let links: ResultLinks
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard path.hasPrefix("/files/") else { return try await next(request, context) }
+        let query = request.uri.queryParameters
+        guard let expires = query["expires"].flatMap({ Int64(String($0)) }), let signature = query["signature"].map(String.init),
+            links.isAuthentic(path: path, expires: expires, signature: signature),
+            links.isCurrent(expires: expires, now: TaskWorker.nowMillis() / 1000)
+        else {
+            return JSONResponse.make(
+                status: 403,
+                body: JSONValue.object([
+                    "code": .number(403), "msg": .string("this link is invalid or has expired; ask for a new one"), "data": .null,
+                ]))
+        }
+        return try await next(request, context)
+    }
+}
