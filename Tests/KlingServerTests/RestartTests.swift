@@ -345,4 +345,55 @@ struct RestartTests {
             #expect(listing.contains("delivered"), "\(listing)")
         }
     }
+
+    /// Peak resident memory of a process in MB (VmHWM).
+    static func peakMemoryMB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+
+    @Test func a100MBStreamedUploadKeepsMemoryFlat() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-upload-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = try ServerProcess.accountWithKey("hal", dataDirectory: directory)
+        let port = Self.freePort()
+        let server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: ["KLING_WORKERS": "0"])
+        defer { server.kill() }
+        // Warm up, then take the baseline.
+        _ = try await HTTP.get("http://127.0.0.1:\(port)/api/v1/chat/credit", headers: [("Authorization", "Bearer \(key)")])
+        let before = try Self.peakMemoryMB(server.process.processIdentifier)
+
+        func upload(megabytes: Int) throws -> String {
+            let file = directory.appendingPathComponent("big-\(megabytes).bin")
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: file)
+            for _ in 0..<megabytes { try handle.write(contentsOf: Data(count: 1 << 20)) }
+            try handle.close()
+            defer { try? FileManager.default.removeItem(at: file) }
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            curl.arguments = [
+                "curl", "-s", "-H", "Authorization: Bearer \(key)", "-F", "uploadPath=big", "-F", "fileName=big.bin", "-F", "file=@\(file.path)",
+                "http://127.0.0.1:\(port)/api/file-stream-upload",
+            ]
+            let output = Pipe()
+            curl.standardOutput = output
+            try curl.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            curl.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let accepted = try upload(megabytes: 99)
+        #expect(accepted.contains("\"fileSize\":\(99 << 20)"), "\(accepted)")
+        let refused = try upload(megabytes: 101)
+        #expect(refused.contains("413") && refused.contains("100 MB"), "\(refused)")
+        let after = try Self.peakMemoryMB(server.process.processIdentifier)
+        #expect(after - before < 40, "peak memory grew from \(before) MB to \(after) MB while streaming 200 MB of uploads")
+        let stored = directory.appendingPathComponent("artifacts/uploads")
+        let sizes = (FileManager.default.enumerator(at: stored, includingPropertiesForKeys: [.fileSizeKey])?.allObjects as? [URL] ?? [])
+            .compactMap { try? $0.resourceValues(forKeys: [.fileSizeKey]).fileSize }
+        #expect(sizes.contains(99 << 20))
+        #expect(!sizes.contains { $0 > 100 << 20 })
+    }
 }

@@ -21,11 +21,14 @@ struct TestServer {
     let key: String
     /// Key of account "bob" (for tenant isolation).
     let otherKey: String
+    /// Whether input fetches may reach loopback (test inputs are served there).
+    var allowPrivateFetches = true
 
     /// A server with `workers` renders; alice and bob start with `credits` each. Rate limits are off unless
     /// `configure` sets them (tests fire requests faster than any client should).
     static func make(
-        workers: Int = 0, credits: Int64 = 1_000_000, configure: (inout ServerConfiguration) -> Void = { _ in }
+        workers: Int = 0, credits: Int64 = 1_000_000, allowPrivateFetches: Bool = true,
+        configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-test-\(UUID().uuidString)", isDirectory: true)
         var configuration = ServerConfiguration()
@@ -48,7 +51,9 @@ struct TestServer {
         _ = try await accounts.createAccount(name: "bob", credits: credits)
         let key = try await accounts.createKey(accountName: "alice").key
         let otherKey = try await accounts.createKey(accountName: "bob").key
-        return TestServer(directory: directory, store: store, configuration: configuration, key: key, otherKey: otherKey)
+        return TestServer(
+            directory: directory, store: store, configuration: configuration, key: key, otherKey: otherKey,
+            allowPrivateFetches: allowPrivateFetches)
     }
 
     /// Runs `body` against the live application, then removes the data directory.
@@ -58,7 +63,7 @@ struct TestServer {
         logger.logLevel = .warning
         // Test inputs are served from loopback, so the development switch is on.
         var fetching = HTTPInputFetcher.Configuration()
-        fetching.allowPrivateAddresses = true
+        fetching.allowPrivateAddresses = allowPrivateFetches
         fetching.connectTimeout = .seconds(1)
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),

@@ -37,7 +37,7 @@ struct MultipartUpload {
             while true {
                 switch state {
                 case .preamble:
-                    guard let range = buffer.firstRange(of: delimiter) else {
+                    guard let range = Self.find(delimiter, in: buffer) else {
                         if buffer.count > delimiter.count { buffer.removeFirst(buffer.count - delimiter.count) }
                         return
                     }
@@ -49,7 +49,7 @@ struct MultipartUpload {
                         state = .done
                         return
                     }
-                    guard let end = buffer.firstRange(of: Array("\r\n\r\n".utf8)) else {
+                    guard let end = Self.find(Self.headerEnd, in: buffer) else {
                         headerBytes = buffer.count
                         if headerBytes > 16 * 1024 { throw APIError.validation("body: a multipart part has headers over 16 KB") }
                         return
@@ -65,7 +65,7 @@ struct MultipartUpload {
                     fieldBytes = []
                     state = .content(name: name, isFile: isFile)
                 case .content(let name, let isFile):
-                    if let range = buffer.firstRange(of: delimiter) {
+                    if let range = Self.find(delimiter, in: buffer) {
                         let content = buffer[..<range.lowerBound]
                         if isFile {
                             try writer.write(ByteBuffer(bytes: content))
@@ -102,6 +102,27 @@ struct MultipartUpload {
         try process(final: true)
         guard case .done = state else { throw APIError.validation("body: the multipart body ended before its closing boundary") }
         return upload
+    }
+
+    private static let headerEnd = Array("\r\n\r\n".utf8)
+
+    /// The first occurrence of `needle` in `haystack` (memchr for its first byte, then a compare).
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        return haystack.withUnsafeBufferPointer { hay -> Range<Int>? in
+            needle.withUnsafeBufferPointer { pin -> Range<Int>? in
+                guard let base = hay.baseAddress, let first = pin.baseAddress else { return nil }
+                var offset = 0
+                let last = hay.count - pin.count
+                while offset <= last {
+                    guard let hit = memchr(base + offset, Int32(pin[0]), last - offset + 1) else { return nil }
+                    let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(base + index, first, pin.count) == 0 { return index..<index + pin.count }
+                    offset = index + 1
+                }
+                return nil
+            }
+        }
     }
 
     /// `name="value"` from a part's Content-Disposition header.
