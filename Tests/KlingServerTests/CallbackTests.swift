@@ -196,7 +196,7 @@ struct CallbackTests {
     }
 
     @Test func exhaustedScheduleMarksTheCallbackFailed() async throws {
-        try await CallbackReceiver.with(script: Array(repeating: .status(503), count: 10)) { receiver in
+        try await CallbackReceiver.with(script: Array(repeating: .status(503), count: 3)) { receiver in
             let server = try await TestServer.make(workers: 1, credits: 1000) { $0.callbacks.retryDelays = [.milliseconds(100), .milliseconds(100)] }
             try await server.run { client in
                 let created = try await client.create(.market, body: Self.marketBody(receiver.url), key: server.key)
@@ -205,7 +205,16 @@ struct CallbackTests {
                 try await Task.sleep(for: .seconds(1))
                 #expect(await receiver.deliveries().count == 3, "first attempt plus two retries")
                 let account = try #require(try await server.store.account(named: "alice"))
-                #expect(try await server.store.callbacks(taskID: id, accountID: account.id).first?.0.state == .failed)
+                let failed = try #require(try await server.store.callbacks(taskID: id, accountID: account.id).first?.0)
+                #expect(failed.state == .failed)
+
+                // An operator re-sends it (kling-server callbacks resend): delivered, same webhook-id.
+                #expect(try await server.store.resendCallback(id: failed.id, now: TaskWorker.nowMillis()))
+                let all = try await receiver.waitFor(4)
+                #expect(all.count == 4)
+                #expect(all.last?.headers["webhook-id"] == failed.id)
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await server.store.callbacks(taskID: id, accountID: account.id).first?.0.state == .delivered)
             }
         }
     }

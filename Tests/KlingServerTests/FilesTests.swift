@@ -199,12 +199,15 @@ struct FilesTests {
         }
     }
 
-    @Test func retentionDeletesOldResultsAndMarksTheirTasks() async throws {
+    @Test func retentionDeletesOldResultsAndUploadsAndMarksTheTasks() async throws {
         let server = try await TestServer.make(workers: 1) {
             $0.resultRetention = .seconds(1)
+            $0.uploadRetention = .seconds(1)
             $0.retentionSweepInterval = .milliseconds(300)
         }
         try await server.run { client in
+            let uploaded = try await upload(client, key: server.key, json: #"{"base64Data":"\#(Self.png.base64EncodedString())","uploadPath":"old"}"#)
+            let uploadLink = try #require(uploaded.data?["downloadUrl"] as? String)
             let body = #"{"model":"kling-3.0/video","input":{"prompt":"p","duration":"3","mode":"std"}}"#
             let id = try #require(try await client.create(.market, body: body, key: server.key).data?["taskId"] as? String)
             _ = try await client.waitForTerminal(.market, id: id, key: server.key)
@@ -221,6 +224,11 @@ struct FilesTests {
             let details = try #require(try await client.query(.market, id: id, key: server.key).data)
             #expect(details["state"] as? String == "success")
             #expect(details["resultJson"] is NSNull)
+            // The upload's link expired with it, and the file is gone from disk.
+            #expect(try await client.execute(uri: try Self.pathAndQuery(uploadLink), method: .get) { $0.status } == .forbidden)
+            let uploads = server.directory.appendingPathComponent("artifacts/uploads").path
+            let left = FileManager.default.enumerator(atPath: uploads)?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix(".png") } ?? []
+            #expect(left.isEmpty, "\(left)")
         }
     }
 }
