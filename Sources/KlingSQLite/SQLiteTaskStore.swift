@@ -170,6 +170,19 @@ public final class SQLiteTaskStore: TaskStore {
                     CREATE INDEX tasks_completed ON tasks(state, completed_at);
                     """)
         }
+        migrator.registerMigration("v5-idempotency") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE idempotency_keys (
+                        account_id TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        fingerprint TEXT NOT NULL,
+                        task_id TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (account_id, key)
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -396,39 +409,89 @@ public final class SQLiteTaskStore: TaskStore {
     public func insert(_ task: TaskRecord, maxActiveTasks: Int?) async throws {
         let request = try Self.encode(task.request)
         let result = try task.result.map(Self.encode)
-        try await pool.write { db in
-            // The charge comes first: its write takes the database's write lock, so the count below cannot race
-            // another process's create.
-            if task.credits > 0 {
-                try Self.moveCredits(
-                    db, accountID: task.accountID, kind: .charge, amount: -task.credits, taskID: task.id, note: "task accepted", now: task.createdAt)
-            } else {
-                try db.execute(sql: "UPDATE accounts SET balance = balance WHERE id = ?", arguments: [task.accountID])
-            }
-            if let maxActiveTasks {
-                let active =
-                    try Int.fetchOne(
-                        db.cachedStatement(sql: "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND state IN ('queued', 'running')"),
-                        arguments: [task.accountID]) ?? 0
-                if active >= maxActiveTasks {
-                    throw StoreError.limitReached(
-                        "the account already has \(active) queued or running tasks, its limit; wait for one to finish")
-                }
-            }
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
-                        created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
-                        refunded_credits, callback_url)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(arguments: [
-                task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
-                task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
-                task.failure?.code, task.failure?.message, task.credits, task.refundedCredits, task.request.callbackURL,
-            ])
-        }
+        try await pool.write { db in try Self.insert(db, task, request: request, result: result, maxActiveTasks: maxActiveTasks) }
         counters.bump(ChangeCounters.slot(forTask: task.id))
+    }
+
+    public func insert(_ task: TaskRecord, maxActiveTasks: Int?, idempotencyKey key: String, fingerprint: String, now: Int64) async throws
+        -> IdempotentInsert
+    {
+        let request = try Self.encode(task.request)
+        let result = try task.result.map(Self.encode)
+        let outcome = try await pool.write { db -> IdempotentInsert in
+            // Take the write lock first so parallel retries with one key queue up here and see each other's row.
+            try db.execute(sql: "UPDATE accounts SET balance = balance WHERE id = ?", arguments: [task.accountID])
+            try db.execute(
+                sql: "DELETE FROM idempotency_keys WHERE account_id = ? AND key = ? AND created_at < ?",
+                arguments: [task.accountID, key, now - 86_400_000])
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE account_id = ? AND key = ?", arguments: [task.accountID, key])
+            {
+                guard (row["fingerprint"] as String) == fingerprint else {
+                    throw StoreError.conflict("this Idempotency-Key was used in the last 24 hours for a different request")
+                }
+                return .existing(taskID: row["task_id"])
+            }
+            try Self.insert(db, task, request: request, result: result, maxActiveTasks: maxActiveTasks)
+            try db.execute(
+                sql: "INSERT INTO idempotency_keys (account_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [task.accountID, key, fingerprint, task.id, now])
+            return .created
+        }
+        if outcome == .created { counters.bump(ChangeCounters.slot(forTask: task.id)) }
+        return outcome
+    }
+
+    private static func insert(_ db: Database, _ task: TaskRecord, request: String, result: String?, maxActiveTasks: Int?) throws {
+        // The charge comes first: its write takes the database's write lock, so the count below cannot race
+        // another process's create.
+        if task.credits > 0 {
+            try moveCredits(
+                db, accountID: task.accountID, kind: .charge, amount: -task.credits, taskID: task.id, note: "task accepted", now: task.createdAt)
+        } else {
+            try db.execute(sql: "UPDATE accounts SET balance = balance WHERE id = ?", arguments: [task.accountID])
+        }
+        if let maxActiveTasks {
+            let active =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND state IN ('queued', 'running')"),
+                    arguments: [task.accountID]) ?? 0
+            if active >= maxActiveTasks {
+                throw StoreError.limitReached("the account already has \(active) queued or running tasks, its limit; wait for one to finish")
+            }
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
+                    created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
+                    refunded_credits, callback_url)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
+            task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
+            task.failure?.code, task.failure?.message, task.credits, task.refundedCredits, task.request.callbackURL,
+        ])
+    }
+
+    public func cancel(taskID: String, accountID: String, failure: TaskFailure, now: Int64) async throws -> CancelOutcome {
+        let outcome = try await pool.write { db -> CancelOutcome in
+            guard let state = try String.fetchOne(db, sql: "SELECT state FROM tasks WHERE id = ? AND account_id = ?", arguments: [taskID, accountID])
+            else { return .notFound }
+            guard state == TaskState.queued.rawValue || state == TaskState.running.rawValue else { return .alreadyFinished }
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET state = 'failed', failure_code = ?, failure_message = ?, completed_at = ?, updated_at = ?,
+                        lease_owner = NULL, lease_until = NULL
+                    WHERE id = ?
+                    """,
+                arguments: [failure.code, failure.message, now, now, taskID])
+            try Self.refund(db, taskID: taskID, now: now)
+            try Self.queueCallback(db, taskID: taskID, now: now)
+            return .cancelled
+        }
+        if outcome == .cancelled { counters.bump(ChangeCounters.slot(forTask: taskID)) }
+        return outcome
     }
 
     public func task(id: String, accountID: String) async throws -> TaskRecord? {

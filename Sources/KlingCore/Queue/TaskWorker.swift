@@ -136,7 +136,7 @@ public struct TaskWorker: Service {
                 logger.warning("task render was cancelled; returning it to the queue")
                 _ = try await store.release(taskID: task.id, attempt: attempt, now: now)
             case .failure(is LostClaim):
-                logger.warning("task claim lost during render (lease expired); another worker owns it now")
+                logger.warning("task claim lost during render (cancelled, timed out, or lease expired); render stopped")
             case .failure(let error):
                 logger.error("task failed with an internal error", metadata: ["error": "\(error)"])
                 _ = try await store.fail(
@@ -163,6 +163,17 @@ public struct TaskWorker: Service {
                 } catch {
                     return .failure(error)
                 }
+            }
+            group.addTask {
+                // A cancel (or a sweep) ends the claim in the store: notice it within half a second and stop rendering.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    if Task.isCancelled { return nil }
+                    if let current = try? await store.task(id: job.taskID), current.state != .running || current.attempts != attempt {
+                        return .failure(LostClaim())
+                    }
+                }
+                return nil
             }
             group.addTask {
                 while !Task.isCancelled {

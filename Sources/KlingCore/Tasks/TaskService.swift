@@ -32,7 +32,12 @@ public struct TaskService: Sendable {
 
     /// Stores a validated request as a queued task owned by `account`, charging its price in the same transaction,
     /// and wakes idle workers. Refusals (505 feature off, 402 credits, 429 active tasks) store and charge nothing.
-    public func create(_ decoded: DecodedCreateRequest, account: Account, dialect: String) async throws -> TaskRecord {
+    ///
+    /// With an `idempotencyKey`, a repeat of the same request within 24 hours returns the first task (charged once);
+    /// the same key with a different request is refused with 409.
+    public func create(
+        _ decoded: DecodedCreateRequest, account: Account, dialect: String, idempotencyKey: String? = nil
+    ) async throws -> TaskRecord {
         try await checkAcceptingCreates()
         let switches = try await store.switches()
         for (feature, field) in ServiceSwitches.Feature.used(by: decoded.request) where switches.disabledFeatures.contains(feature) {
@@ -43,9 +48,20 @@ public struct TaskService: Sendable {
         let task = TaskRecord(
             id: "task_" + APIKeys.randomID(), accountID: account.id, dialect: dialect, model: decoded.model,
             request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now, credits: price)
+        let maxActive = limits(for: account).maxActiveTasks
         do {
-            let maxActive = limits(for: account).maxActiveTasks
-            try await store.insert(task, maxActiveTasks: maxActive > 0 ? maxActive : nil)
+            if let idempotencyKey {
+                let fingerprint = APIKeys.hash(dialect + "\n" + decoded.model + "\n" + task.params)
+                let outcome = try await store.insert(
+                    task, maxActiveTasks: maxActive > 0 ? maxActive : nil, idempotencyKey: idempotencyKey, fingerprint: fingerprint, now: now)
+                if case .existing(let id) = outcome, let existing = try await store.task(id: id, accountID: account.id) {
+                    return existing
+                }
+            } else {
+                try await store.insert(task, maxActiveTasks: maxActive > 0 ? maxActive : nil)
+            }
+        } catch let error as StoreError where error.isConflict {
+            throw RequestRefusal(code: 409, message: "Idempotency-Key: \(error.message)")
         } catch let error as StoreError where error.isInsufficientCredits {
             throw RequestRefusal(code: 402, message: "insufficient credits: this task costs \(price) credits and \(error.message)")
         } catch let error as StoreError where error.isLimitReached {
@@ -53,6 +69,21 @@ public struct TaskService: Sendable {
         }
         signal.notify()
         return task
+    }
+
+    /// Cancels a queued or running task of `account` (refunded; its callback says so). Throws 404 for tasks the account
+    /// does not have and 409 for finished ones.
+    public func cancel(id: String, account: Account) async throws -> TaskRecord {
+        let failure = TaskFailure(code: 499, message: "cancelled by the caller")
+        switch try await store.cancel(taskID: id, accountID: account.id, failure: failure, now: TaskWorker.nowMillis()) {
+        case .notFound:
+            throw RequestRefusal(code: 404, message: "taskId: no task \(id) for this account")
+        case .alreadyFinished:
+            throw RequestRefusal(code: 409, message: "taskId: task \(id) has already finished and cannot be cancelled")
+        case .cancelled:
+            guard let task = try await store.task(id: id, accountID: account.id) else { throw StoreError.notFound("no task \(id)") }
+            return task
+        }
     }
 
     /// The task if `account` owns it; `nil` for unknown ids and other accounts' tasks alike.

@@ -37,7 +37,9 @@ public func buildApplication(
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
     let allowPrivate = configuration.callbacks.allowPrivateAddresses
-    MarketRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
+    MarketRoutes(
+        tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate, eventKeepAlive: configuration.eventKeepAlive
+    ).register(on: router)
     CRUNRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
     UploadRoutes(
         tasks: tasks,

@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var resultRetention: Duration = .seconds(14 * 86_400)
     /// Uploaded files are deleted this long after their upload (`KLING_UPLOAD_RETENTION_DAYS`, 3).
     public var uploadRetention: Duration = .seconds(3 * 86_400)
+    /// Keep-alive interval of progress streams (`/api/v1/jobs/{taskId}/events`).
+    public var eventKeepAlive: Duration = .seconds(15)
     /// How often expired results and uploads are looked for.
     public var retentionSweepInterval: Duration = .seconds(600)
     /// Bearer token of the admin HTTP API under `/admin/v1` (`KLING_ADMIN_TOKEN`); unset turns the API off.

@@ -32,7 +32,8 @@ struct CRUNRoutes {
             throw APIError.validation(rejection.message)
         case .success(let decoded):
             try await checkCallbackAddress(decoded.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
-            let task = try await tasks.create(decoded, account: account, dialect: CRUNDialect.name)
+            let task = try await tasks.create(
+                decoded, account: account, dialect: CRUNDialect.name, idempotencyKey: try idempotencyKey(request))
             return CRUNDialect.success(.object(["task_id": .string(task.id)]))
         }
     }

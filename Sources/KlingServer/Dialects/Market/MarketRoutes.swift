@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KlingAPI
 import KlingCore
@@ -11,6 +12,8 @@ struct MarketRoutes {
     let limiter: RateLimiter
     /// Whether callback URLs may point at private addresses (`KLING_FETCH_ALLOW_PRIVATE`).
     let allowPrivateCallbacks: Bool
+    /// Comment lines sent on a quiet progress stream so proxies keep it open.
+    var eventKeepAlive: Duration = .seconds(15)
     let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
@@ -22,6 +25,8 @@ struct MarketRoutes {
         group.post("jobs/quote") { request, context in try await quote(request, context) }
         group.get("chat/credit") { request, context in try await credit(request, context) }
         group.get("callbacks") { request, context in try await callbacks(request, context) }
+        group.post("jobs/:taskId/cancel") { request, context in try await cancel(request, context) }
+        group.get("jobs/:taskId/events") { request, context in try await events(request, context) }
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
@@ -30,7 +35,8 @@ struct MarketRoutes {
         try await tasks.checkAcceptingCreates()
         let decoded = try await decode(request, context)
         try await checkCallbackAddress(decoded.request.callbackURL, field: "callBackUrl", allowPrivate: allowPrivateCallbacks)
-        let task = try await tasks.create(decoded, account: account, dialect: MarketDialect.name)
+        let task = try await tasks.create(
+            decoded, account: account, dialect: MarketDialect.name, idempotencyKey: try idempotencyKey(request))
         return MarketDialect.success(.object(["taskId": .string(task.id)]))
     }
 
@@ -122,4 +128,57 @@ struct MarketRoutes {
         var lastError: String?
         var deliveries: [Delivery]
     }
+
+    /// KlingKit extension: cancels a queued or running task (refunded); 409 once it has finished.
+    private func cancel(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let task = try await tasks.cancel(id: try context.parameters.require("taskId"), account: account)
+        return JSONResponse.make(status: 200, body: MarketDialect.Envelope(code: 200, msg: "success", data: MarketTaskDetails(task, links: links)))
+    }
+
+    /// KlingKit extension: the task's state and progress as Server-Sent Events (`event: status`, the recordInfo data
+    /// object), sent on every change, with keep-alive comments, closed after the terminal event.
+    private func events(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let id = try context.parameters.require("taskId")
+        guard try await tasks.task(id: id, account: account) != nil else {
+            throw APIError.notFound("taskId: no task \(id) for this account")
+        }
+        let tasks = self.tasks
+        let links = self.links
+        let keepAlive = eventKeepAlive
+        let body = ResponseBody { writer in
+            var last: (TaskState, Int)?
+            var lastWrite = ContinuousClock.now
+            while !Task.isCancelled {
+                guard let task = try await tasks.task(id: id, account: account) else { break }
+                if last.map({ $0 != (task.state, task.progress) }) ?? true {
+                    let data = JSONResponse.encode(MarketTaskDetails(task, links: links))
+                    try await writer.write(ByteBuffer(string: "event: status\ndata: \(String(buffer: data))\n\n"))
+                    last = (task.state, task.progress)
+                    lastWrite = .now
+                    if task.state == .succeeded || task.state == .failed { break }
+                } else if ContinuousClock.now - lastWrite >= keepAlive {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    lastWrite = .now
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: body)
+    }
+}
+
+/// The `Idempotency-Key` header, checked: 1-255 visible ASCII characters.
+func idempotencyKey(_ request: Request) throws -> String? {
+    guard let value = request.headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
+    guard (1...255).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+        throw APIError.validation("Idempotency-Key: must be 1-255 visible ASCII characters")
+    }
+    return value
 }
