@@ -1,10 +1,10 @@
 import Foundation
 import Hummingbird
+import MultipartKit
 import NIOCore
 
-/// Reads a `multipart/form-data` upload as it streams in: small text fields are kept, the `file` part goes straight
-/// to an ``UploadStore/Writer`` (never whole in memory). No multipart library is available to this package, so this
-/// is the smallest parser that covers RFC 7578 as browsers and HTTP clients send it.
+/// Reads a `multipart/form-data` upload as it streams in, with MultipartKit's streaming parser: small text fields
+/// are kept, the `file` part goes straight to an ``UploadStore/Writer`` (never whole in memory).
 struct MultipartUpload {
     var fields: [String: String] = [:]
     var sawFile = false
@@ -22,116 +22,74 @@ struct MultipartUpload {
         return nil
     }
 
+    /// The parser's callbacks are synchronous: they collect into this, and errors are raised after each chunk.
+    private final class Collector {
+        var upload = MultipartUpload()
+        var currentName: String?
+        var currentIsFile = false
+        var fieldBytes: [UInt8] = []
+        var fileComplete = false
+        var failure: (any Error)?
+        var headerBytes = 0
+    }
+
     /// Parses `body`, streaming the `file` part into `writer`.
     static func read(_ body: RequestBody, boundary: String, into writer: UploadStore.Writer) async throws -> MultipartUpload {
-        let delimiter = Array("\r\n--\(boundary)".utf8)
-        var upload = MultipartUpload()
-        // The body starts with "--boundary"; prefixing CRLF makes every delimiter look the same.
-        var buffer: [UInt8] = Array("\r\n".utf8)
-        enum State { case preamble, headers, content(name: String?, isFile: Bool), done }
-        var state = State.preamble
-        var fieldBytes: [UInt8] = []
-        var headerBytes = 0
-
-        func process(final: Bool) throws {
-            while true {
-                switch state {
-                case .preamble:
-                    guard let range = Self.find(delimiter, in: buffer) else {
-                        if buffer.count > delimiter.count { buffer.removeFirst(buffer.count - delimiter.count) }
-                        return
-                    }
-                    buffer.removeFirst(range.upperBound)
-                    state = .headers
-                case .headers:
-                    // After a delimiter: "--" ends the body; otherwise CRLF, headers, CRLF CRLF.
-                    if buffer.count >= 2, buffer[0] == UInt8(ascii: "-"), buffer[1] == UInt8(ascii: "-") {
-                        state = .done
-                        return
-                    }
-                    guard let end = Self.find(Self.headerEnd, in: buffer) else {
-                        headerBytes = buffer.count
-                        if headerBytes > 16 * 1024 { throw APIError.validation("body: a multipart part has headers over 16 KB") }
-                        return
-                    }
-                    let headers = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
-                    buffer.removeFirst(end.upperBound)
-                    let name = Self.parameter("name", in: headers)
-                    let isFile = name == "file"
-                    if isFile {
-                        guard !upload.sawFile else { throw APIError.validation("file: send one file per upload") }
-                        upload.sawFile = true
-                    }
-                    fieldBytes = []
-                    state = .content(name: name, isFile: isFile)
-                case .content(let name, let isFile):
-                    if let range = Self.find(delimiter, in: buffer) {
-                        let content = buffer[..<range.lowerBound]
-                        if isFile {
-                            try writer.write(ByteBuffer(bytes: content))
-                        } else {
-                            fieldBytes.append(contentsOf: content)
-                            if let name, fieldBytes.count <= 4096 { upload.fields[name] = String(decoding: fieldBytes, as: UTF8.self) }
-                        }
-                        buffer.removeFirst(range.upperBound)
-                        state = .headers
-                    } else {
-                        // Everything but a possible partial delimiter at the end is content.
-                        let safe = buffer.count - delimiter.count
-                        guard safe > 0 else { return }
-                        if isFile {
-                            try writer.write(ByteBuffer(bytes: buffer[..<safe]))
-                        } else {
-                            fieldBytes.append(contentsOf: buffer[..<safe])
-                            if fieldBytes.count > 4096 { throw APIError.validation("\(name ?? "field"): is longer than 4 KB") }
-                        }
-                        buffer.removeFirst(safe)
-                        return
-                    }
-                case .done:
-                    return
+        let parser = MultipartParser(boundary: boundary)
+        let state = Collector()
+        parser.onHeader = { name, value in
+            state.headerBytes += name.utf8.count + value.utf8.count
+            if state.headerBytes > 16 * 1024 { state.failure = state.failure ?? APIError.validation("body: multipart headers over 16 KB") }
+            guard name.lowercased() == "content-disposition" else { return }
+            state.currentName = Self.parameter("name", inDisposition: value)
+            state.currentIsFile = state.currentName == "file"
+            if state.currentIsFile {
+                if state.upload.sawFile { state.failure = state.failure ?? APIError.validation("file: send one file per upload") }
+                state.upload.sawFile = true
+            }
+        }
+        parser.onBody = { buffer in
+            guard state.failure == nil else { return }
+            if state.currentIsFile {
+                do { try writer.write(buffer) } catch { state.failure = error }
+            } else {
+                state.fieldBytes.append(contentsOf: buffer.readableBytesView)
+                if state.fieldBytes.count > 4096 {
+                    state.failure = APIError.validation("\(state.currentName ?? "field"): is longer than 4 KB")
                 }
             }
         }
-
+        parser.onPartComplete = {
+            if state.currentIsFile {
+                state.fileComplete = true
+            } else if let name = state.currentName, state.fieldBytes.count <= 4096 {
+                state.upload.fields[name] = String(decoding: state.fieldBytes, as: UTF8.self)
+            }
+            state.currentName = nil
+            state.currentIsFile = false
+            state.fieldBytes = []
+            state.headerBytes = 0
+        }
         for try await chunk in body {
-            buffer.append(contentsOf: chunk.readableBytesView)
-            try process(final: false)
-            if case .done = state { break }
+            do {
+                try parser.execute(chunk)
+            } catch {
+                throw APIError.validation("body: is not valid multipart/form-data")
+            }
+            if let failure = state.failure { throw failure }
         }
-        try process(final: true)
-        guard case .done = state else { throw APIError.validation("body: the multipart body ended before its closing boundary") }
-        return upload
+        if let failure = state.failure { throw failure }
+        if state.upload.sawFile && !state.fileComplete {
+            throw APIError.validation("body: the multipart body ended before the file part was complete")
+        }
+        return state.upload
     }
 
-    private static let headerEnd = Array("\r\n\r\n".utf8)
-
-    /// The first occurrence of `needle` in `haystack` (memchr for its first byte, then a compare).
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
-        return haystack.withUnsafeBufferPointer { hay -> Range<Int>? in
-            needle.withUnsafeBufferPointer { pin -> Range<Int>? in
-                guard let base = hay.baseAddress, let first = pin.baseAddress else { return nil }
-                var offset = 0
-                let last = hay.count - pin.count
-                while offset <= last {
-                    guard let hit = memchr(base + offset, Int32(pin[0]), last - offset + 1) else { return nil }
-                    let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-                    if memcmp(base + index, first, pin.count) == 0 { return index..<index + pin.count }
-                    offset = index + 1
-                }
-                return nil
-            }
-        }
-    }
-
-    /// `name="value"` from a part's Content-Disposition header.
-    static func parameter(_ key: String, in headers: String) -> String? {
-        for line in headers.split(separator: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
-            for item in line.split(separator: ";").dropFirst() {
-                let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if pair.count == 2, pair[0].lowercased() == key { return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
-            }
+    /// `name="value"` from a Content-Disposition header value.
+    static func parameter(_ key: String, inDisposition value: String) -> String? {
+        for item in value.split(separator: ";").dropFirst() {
+            let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pair.count == 2, pair[0].lowercased() == key { return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
         }
         return nil
     }
