@@ -14,10 +14,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "Swift 6.2 or later is required (https://swift.org/install)"; exit 1; }
-# The callback tests check our signatures with an independent Standard Webhooks implementation (PyPI).
+# Tests use independent clients from PyPI: the standardwebhooks package checks our callback signatures, and the
+# official openai package drives the OpenAI Videos dialect.
 if [ -n "${KLING_SKIP_PYTHON_DEPS:-}" ]; then exit 0; fi
-if command -v python3 >/dev/null && ! python3 -c "import standardwebhooks" 2>/dev/null; then
-  python3 -m pip install --quiet standardwebhooks 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages standardwebhooks \
-    || echo "warning: could not install the standardwebhooks package; its cross-check will be skipped"
+if command -v python3 >/dev/null && ! python3 -c "import standardwebhooks, openai" 2>/dev/null; then
+  python3 -m pip install --quiet standardwebhooks openai 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages standardwebhooks openai \
+    || echo "warning: could not install the standardwebhooks and openai packages; the tests that use them will fail"
 fi

@@ -26,6 +26,19 @@ public struct ValidationRules: Sendable {
         self.imagesRequiredForElementReferences = imagesRequiredForElementReferences
     }
 
+    /// OpenAI Videos (`POST /v1/videos`) field names; the request shape allows no multi-shot or elements.
+    public static let openAI = ValidationRules(
+        names: FieldNames(
+            prompt: "prompt", negativePrompt: "negative_prompt", multiShot: "multi_shot", shotType: "shot_type", shots: "shots",
+            duration: "seconds", aspectRatio: "size", mode: "size", audio: "audio", images: "input_reference",
+            elements: "elements", elementImages: "image_urls", elementVideos: "video_urls", callbackURL: "callback_url"
+        ),
+        multiShotAudioOff: .force,
+        elementImageCount: 1...4,
+        elementVideoAllowed: false,
+        imagesRequiredForElementReferences: false
+    )
+
     /// Seed 004 (Market, kie.ai) rules.
     public static let market = ValidationRules(
         names: FieldNames(

@@ -499,6 +499,25 @@ public final class SQLiteTaskStore: TaskStore {
         return task?.accountID == accountID ? task : nil
     }
 
+    public func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool) {
+        try await pool.read { db in
+            var sql = "SELECT \(Self.taskColumns) FROM tasks WHERE account_id = ?"
+            var arguments: StatementArguments = [accountID]
+            if let after {
+                guard
+                    let cursor = try Row.fetchOne(
+                        db, sql: "SELECT created_at, id FROM tasks WHERE id = ? AND account_id = ?", arguments: [after, accountID])
+                else { throw StoreError.notFound("after: no task \(after) for this account") }
+                sql += ascending ? " AND (created_at, id) > (?, ?)" : " AND (created_at, id) < (?, ?)"
+                arguments += [cursor["created_at"] as Int64, cursor["id"] as String]
+            }
+            sql += ascending ? " ORDER BY created_at, id LIMIT ?" : " ORDER BY created_at DESC, id DESC LIMIT ?"
+            arguments += [limit + 1]
+            let tasks = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.task)
+            return (Array(tasks.prefix(limit)), tasks.count > limit)
+        }
+    }
+
     public func task(id: String) async throws -> TaskRecord? {
         let stamp = taskStamp(id)
         if let cached = taskCache.value(id, stamp: stamp) { return cached }

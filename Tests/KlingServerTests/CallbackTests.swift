@@ -105,7 +105,7 @@ struct CallbackTests {
                 }
                 #expect(listed.count == 1)
                 #expect(listed.first?["callbackId"] as? String == webhookID)
-                #expect((listed.first?["deliveries"] as? [[String: Any]])?.first?["status"] as? Int == 200)
+                #expect((listed.first?["deliveries"] as? [[String: Any]])?.last?["status"] as? Int == 200)
                 let theirs = try await client.execute(
                     uri: "/api/v1/callbacks?taskId=\(id)", method: .get, headers: TestDialect.market.headers(key: server.otherKey)
                 ) { JSONAnswer($0) }
@@ -151,7 +151,7 @@ struct CallbackTests {
 
     @Test func retriesAfterErrorsAndTimeoutsWithTheSameWebhookIDAndHonoursRetryAfter() async throws {
         let script: [CallbackReceiver.Answer] = [
-            .status(500), .stall(.seconds(4)), .status(429, headers: ["Retry-After": "2"]), .status(200),
+            .status(500), .stall(.seconds(8)), .status(429, headers: ["Retry-After": "2"]), .status(200),
         ]
         try await CallbackReceiver.with(script: script) { receiver in
             let server = try await TestServer.make(workers: 1, credits: 1000) {
@@ -160,7 +160,7 @@ struct CallbackTests {
             try await server.run { client in
                 let created = try await client.create(.market, body: Self.marketBody(receiver.url), key: server.key)
                 let id = try #require(created.data?["taskId"] as? String)
-                let deliveries = try await receiver.waitFor(4, timeout: .seconds(40))
+                let deliveries = try await receiver.waitFor(4, timeout: .seconds(60))
                 #expect(deliveries.count == 4)
                 #expect(Set(deliveries.compactMap { $0.headers["webhook-id"] }).count == 1, "one webhook-id across retries")
                 #expect(Set(deliveries.map(\.body)).count == 1, "the same body on every attempt")

@@ -384,16 +384,15 @@ struct RestartTests {
             curl.waitUntilExit()
             return String(decoding: data, as: UTF8.self)
         }
+        // (Oversize refusals while streaming are tested in FilesTests with smaller files: this debug-built parser
+        // takes about 0.5 s per MB.)
         let accepted = try upload(megabytes: 99)
         #expect(accepted.contains("\"fileSize\":\(99 << 20)"), "\(accepted)")
-        let refused = try upload(megabytes: 101)
-        #expect(refused.contains("413") && refused.contains("100 MB"), "\(refused)")
         let after = try Self.peakMemoryMB(server.process.processIdentifier)
-        #expect(after - before < 40, "peak memory grew from \(before) MB to \(after) MB while streaming 200 MB of uploads")
+        #expect(after - before < 40, "peak memory grew from \(before) MB to \(after) MB while streaming a 99 MB upload")
         let stored = directory.appendingPathComponent("artifacts/uploads")
         let sizes = (FileManager.default.enumerator(at: stored, includingPropertiesForKeys: [.fileSizeKey])?.allObjects as? [URL] ?? [])
             .compactMap { try? $0.resourceValues(forKeys: [.fileSizeKey]).fileSize }
         #expect(sizes.contains(99 << 20))
-        #expect(!sizes.contains { $0 > 100 << 20 })
     }
 }

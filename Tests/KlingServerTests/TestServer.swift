@@ -43,7 +43,7 @@ struct TestServer {
         configuration.callbacks.allowPrivateAddresses = true
         configuration.callbacks.retryDelays = [.milliseconds(300), .milliseconds(300), .milliseconds(300)]
         configuration.callbacks.pollInterval = .milliseconds(100)
-        configuration.callbacks.timeout = .seconds(2)
+        configuration.callbacks.timeout = .seconds(10)
         configure(&configuration)
         let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
         let accounts = AccountService(store: store)

@@ -61,6 +61,9 @@ public protocol TaskStore: Sendable {
     func cancel(taskID: String, accountID: String, failure: TaskFailure, now: Int64) async throws -> CancelOutcome
     /// A task, only if it belongs to `accountID`: other accounts get `nil`, exactly as for unknown ids.
     func task(id: String, accountID: String) async throws -> TaskRecord?
+    /// A page of the account's tasks, newest first (or oldest first with `ascending`), starting after the task `after`;
+    /// also whether more follow.
+    func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool)
     /// A task by id regardless of owner (workers and admin tools only).
     func task(id: String) async throws -> TaskRecord?
 

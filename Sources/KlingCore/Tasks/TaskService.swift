@@ -86,6 +86,17 @@ public struct TaskService: Sendable {
         }
     }
 
+    /// Records that a task's result files were deleted at the owner's request.
+    public func markResultsDeleted(id: String, account: Account) async throws {
+        guard try await store.task(id: id, accountID: account.id) != nil else { return }
+        try await store.markResultsExpired(taskIDs: [id], now: TaskWorker.nowMillis())
+    }
+
+    /// A page of `account`'s tasks.
+    public func list(account: Account, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool) {
+        try await store.listTasks(accountID: account.id, limit: limit, after: after, ascending: ascending)
+    }
+
     /// The task if `account` owns it; `nil` for unknown ids and other accounts' tasks alike.
     public func task(id: String, account: Account) async throws -> TaskRecord? {
         try await store.task(id: id, accountID: account.id)

@@ -41,12 +41,12 @@ public func buildApplication(
         tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate, eventKeepAlive: configuration.eventKeepAlive
     ).register(on: router)
     CRUNRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
-    UploadRoutes(
-        tasks: tasks,
-        uploads: UploadStore(
-            root: uploads, scratch: configuration.artifactDirectory.appendingPathComponent("tmp", isDirectory: true), links: links,
-            retention: configuration.uploadRetention),
-        links: links, limiter: limiter, fetcher: fetcher
+    let uploadStore = UploadStore(
+        root: uploads, scratch: configuration.artifactDirectory.appendingPathComponent("tmp", isDirectory: true), links: links,
+        retention: configuration.uploadRetention)
+    UploadRoutes(tasks: tasks, uploads: uploadStore, links: links, limiter: limiter, fetcher: fetcher).register(on: router)
+    OpenAIRoutes(
+        tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, artifactDirectory: configuration.artifactDirectory
     ).register(on: router)
     if let token = configuration.adminToken {
         AdminRoutes(

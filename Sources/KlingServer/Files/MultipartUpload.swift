@@ -33,8 +33,10 @@ struct MultipartUpload {
         var headerBytes = 0
     }
 
-    /// Parses `body`, streaming the `file` part into `writer`.
-    static func read(_ body: RequestBody, boundary: String, into writer: UploadStore.Writer) async throws -> MultipartUpload {
+    /// Parses `body`, streaming the part named `fileField` into `writer`.
+    static func read(
+        _ body: RequestBody, boundary: String, fileField: String = "file", into writer: UploadStore.Writer
+    ) async throws -> MultipartUpload {
         let parser = MultipartParser(boundary: boundary)
         let state = Collector()
         parser.onHeader = { name, value in
@@ -42,9 +44,9 @@ struct MultipartUpload {
             if state.headerBytes > 16 * 1024 { state.failure = state.failure ?? APIError.validation("body: multipart headers over 16 KB") }
             guard name.lowercased() == "content-disposition" else { return }
             state.currentName = Self.parameter("name", inDisposition: value)
-            state.currentIsFile = state.currentName == "file"
+            state.currentIsFile = state.currentName == fileField
             if state.currentIsFile {
-                if state.upload.sawFile { state.failure = state.failure ?? APIError.validation("file: send one file per upload") }
+                if state.upload.sawFile { state.failure = state.failure ?? APIError.validation("\(fileField): send one file") }
                 state.upload.sawFile = true
             }
         }

@@ -10,9 +10,13 @@ public protocol Dialect: Sendable {
     static func apiKey(from request: Request) -> String?
     /// The dialect's error envelope for `error`.
     static func errorBody(_ error: APIError) -> JSONValue
+    /// The HTTP status sent for an error code (by default the code itself).
+    static func httpStatus(_ code: Int) -> Int
 }
 
 extension Dialect {
+    static func httpStatus(_ code: Int) -> Int { code }
+
     /// A JSON response with the HTTP status mirroring `code` (455/501/505 sent as themselves).
     static func response(code: Int, body: JSONValue, headers: HTTPFields = [:]) -> Response {
         JSONResponse.make(status: code, body: body, headers: headers)
@@ -21,7 +25,7 @@ extension Dialect {
     static func errorResponse(_ error: APIError) -> Response {
         var headers: HTTPFields = [:]
         if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
-        return response(code: error.code, body: errorBody(error), headers: headers)
+        return response(code: httpStatus(error.code), body: errorBody(error), headers: headers)
     }
 }
 
@@ -57,7 +61,10 @@ enum JSONResponse {
         switch code {
         case 200: "OK"
         case 401: "Unauthorized"
+        case 400: "Bad Request"
         case 402: "Payment Required"
+        case 403: "Forbidden"
+        case 409: "Conflict"
         case 404: "Not Found"
         case 413: "Content Too Large"
         case 422: "Unprocessable Content"
@@ -65,6 +72,7 @@ enum JSONResponse {
         case 455: "Maintenance"
         case 500: "Internal Server Error"
         case 501: "Generation Failed"
+        case 503: "Service Unavailable"
         case 505: "Feature Disabled"
         default: "Error"
         }
