@@ -39,6 +39,20 @@ public struct ValidationRules: Sendable {
         imagesRequiredForElementReferences: false
     )
 
+    /// Kling's official API (`/v1/videos/text2video`, `/v1/videos/image2video`) field names; `image` is image[0] and
+    /// `image_tail` image[1].
+    public static let klingOfficial = ValidationRules(
+        names: FieldNames(
+            prompt: "prompt", negativePrompt: "negative_prompt", multiShot: "multi_shot", shotType: "shot_type", shots: "multi_prompt",
+            duration: "duration", aspectRatio: "aspect_ratio", mode: "mode", audio: "sound", images: "image", elements: "elements",
+            elementImages: "image_urls", elementVideos: "video_urls", callbackURL: "callback_url"
+        ),
+        multiShotAudioOff: .force,
+        elementImageCount: 1...4,
+        elementVideoAllowed: false,
+        imagesRequiredForElementReferences: false
+    )
+
     /// Seed 004 (Market, kie.ai) rules.
     public static let market = ValidationRules(
         names: FieldNames(

@@ -183,6 +183,19 @@ public final class SQLiteTaskStore: TaskStore {
                     );
                     """)
         }
+        migrator.registerMigration("v6-kling-official") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE tasks ADD COLUMN external_id TEXT;
+                    CREATE UNIQUE INDEX tasks_external ON tasks(account_id, external_id) WHERE external_id IS NOT NULL;
+                    CREATE TABLE jwt_credentials (
+                        access_key TEXT PRIMARY KEY,
+                        account_id TEXT NOT NULL REFERENCES accounts(id),
+                        secret_key TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -271,6 +284,25 @@ public final class SQLiteTaskStore: TaskStore {
         }
         if let account { keyCache.store(account, for: hash, stamp: stamp) }
         return account
+    }
+
+    public func addJWTCredential(accessKey: String, accountID: String, secretKey: String, now: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO jwt_credentials (access_key, account_id, secret_key, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [accessKey, accountID, secretKey, now])
+        }
+        counters.bump(ChangeCounters.controlSlot)
+    }
+
+    public func jwtCredential(accessKey: String) async throws -> (account: Account, secretKey: String)? {
+        try readNow { db in
+            try Row.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT a.*, c.secret_key FROM jwt_credentials c JOIN accounts a ON a.id = c.account_id WHERE c.access_key = ?"),
+                arguments: [accessKey]
+            ).map { (Self.account($0), $0["secret_key"]) }
+        }
     }
 
     public func setLimits(accountID: String, limits: LimitOverrides) async throws {
@@ -451,6 +483,11 @@ public final class SQLiteTaskStore: TaskStore {
         } else {
             try db.execute(sql: "UPDATE accounts SET balance = balance WHERE id = ?", arguments: [task.accountID])
         }
+        if let external = task.externalID,
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE account_id = ? AND external_id = ?", arguments: [task.accountID, external]) == true
+        {
+            throw StoreError.conflict("external_task_id: \(external) is already used by another task of this account")
+        }
         if let maxActiveTasks {
             let active =
                 try Int.fetchOne(
@@ -464,13 +501,13 @@ public final class SQLiteTaskStore: TaskStore {
             sql: """
                 INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
                     created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
-                    refunded_credits, callback_url)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    refunded_credits, callback_url, external_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
             task.id, task.accountID, task.dialect, task.model, request, task.params, task.state.rawValue, task.progress,
             task.attempts, task.engine, task.createdAt, task.updatedAt, task.startedAt, task.completedAt, result,
-            task.failure?.code, task.failure?.message, task.credits, task.refundedCredits, task.request.callbackURL,
+            task.failure?.code, task.failure?.message, task.credits, task.refundedCredits, task.request.callbackURL, task.externalID,
         ])
     }
 
@@ -499,7 +536,17 @@ public final class SQLiteTaskStore: TaskStore {
         return task?.accountID == accountID ? task : nil
     }
 
-    public func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool) {
+    public func task(externalID: String, accountID: String) async throws -> TaskRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE account_id = ? AND external_id = ?", arguments: [accountID, externalID]
+            ).map(Self.task)
+        }
+    }
+
+    public func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool, offset: Int) async throws -> (
+        tasks: [TaskRecord], hasMore: Bool
+    ) {
         try await pool.read { db in
             var sql = "SELECT \(Self.taskColumns) FROM tasks WHERE account_id = ?"
             var arguments: StatementArguments = [accountID]
@@ -511,8 +558,8 @@ public final class SQLiteTaskStore: TaskStore {
                 sql += ascending ? " AND (created_at, id) > (?, ?)" : " AND (created_at, id) < (?, ?)"
                 arguments += [cursor["created_at"] as Int64, cursor["id"] as String]
             }
-            sql += ascending ? " ORDER BY created_at, id LIMIT ?" : " ORDER BY created_at DESC, id DESC LIMIT ?"
-            arguments += [limit + 1]
+            sql += ascending ? " ORDER BY created_at, id LIMIT ? OFFSET ?" : " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+            arguments += [limit + 1, max(0, offset)]
             let tasks = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.task)
             return (Array(tasks.prefix(limit)), tasks.count > limit)
         }
@@ -837,7 +884,8 @@ public final class SQLiteTaskStore: TaskStore {
     /// The columns ``task(_:)`` reads, in the order it reads them by index (name lookups cost on the hot path).
     static let taskColumns = """
         id, account_id, dialect, model, request, params, state, progress, attempts, engine, created_at, updated_at,
-        started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits, results_expired_at
+        started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits, results_expired_at,
+        external_id
         """
 
     private static func task(_ row: Row) throws -> TaskRecord {
@@ -849,7 +897,7 @@ public final class SQLiteTaskStore: TaskStore {
             id: row[0], accountID: row[1], dialect: row[2], model: row[3], request: request, params: row[5],
             state: TaskState(rawValue: row[6]) ?? .failed, progress: row[7], attempts: row[8], engine: row[9], createdAt: row[10],
             updatedAt: row[11], startedAt: row[12], completedAt: row[13], result: result, failure: failure, credits: row[17],
-            refundedCredits: row[18], resultsExpiredAt: row[19])
+            refundedCredits: row[18], resultsExpiredAt: row[19], externalID: row[20])
     }
 
     /// Coders shared by every call (both are thread-safe); making one per row showed in profiles.

@@ -63,11 +63,22 @@ struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an API key; it is printed once, alone on the last line.")
         @OptionGroup var data: DataOptions
         @Option(help: "Account that owns the key") var account: String
+        @Option(help: "api (a bearer API key, default) or jwt (a Kling access key / secret key pair)") var kind: String = "api"
 
         func run() async throws {
-            let (key, record) = try await data.accountService().createKey(accountName: account)
-            print("created key \(record.id) for account \(account); store it now, it is not shown again:")
-            print(key)
+            switch kind {
+            case "api":
+                let (key, record) = try await data.accountService().createKey(accountName: account)
+                print("created key \(record.id) for account \(account); store it now, it is not shown again:")
+                print(key)
+            case "jwt":
+                let (accessKey, secretKey) = try await data.accountService().createJWTCredential(accountName: account)
+                print("created a JWT key pair for account \(account); store the secret key now, it is not shown again:")
+                print("access key: \(accessKey)")
+                print("secret key: \(secretKey)")
+            default:
+                throw ValidationError("--kind must be api or jwt")
+            }
         }
     }
 

@@ -156,12 +156,15 @@ struct CallbackTests {
         try await CallbackReceiver.with(script: script) { receiver in
             let server = try await TestServer.make(workers: 1, credits: 1000) {
                 $0.callbacks.retryDelays = Array(repeating: .milliseconds(200), count: 5)
+                $0.callbacks.timeout = .seconds(3)
             }
             try await server.run { client in
                 let created = try await client.create(.market, body: Self.marketBody(receiver.url), key: server.key)
                 let id = try #require(created.data?["taskId"] as? String)
                 let deliveries = try await receiver.waitFor(4, timeout: .seconds(60))
-                #expect(deliveries.count == 4)
+                let alice = try #require(try await server.store.account(named: "alice"))
+                let state = try await server.store.callbacks(taskID: id, accountID: alice.id)
+                try #require(deliveries.count == 4, "\(state)")
                 #expect(Set(deliveries.compactMap { $0.headers["webhook-id"] }).count == 1, "one webhook-id across retries")
                 #expect(Set(deliveries.map(\.body)).count == 1, "the same body on every attempt")
                 #expect(deliveries[3].at - deliveries[2].at >= .milliseconds(1900), "Retry-After: 2 honoured")

@@ -31,6 +31,16 @@ public struct AccountService: Sendable {
 
     public func accounts() async throws -> [Account] { try await store.accounts() }
 
+    /// Issues a Kling-style access key / secret key pair (for JWT auth in the Kling official dialect); the secret is
+    /// returned once here.
+    public func createJWTCredential(accountName: String) async throws -> (accessKey: String, secretKey: String) {
+        let account = try await account(named: accountName)
+        let accessKey = "ak_" + APIKeys.randomID()
+        let secretKey = "sk_" + APIKeys.generate().dropFirst(APIKeys.prefix.count)
+        try await store.addJWTCredential(accessKey: accessKey, accountID: account.id, secretKey: secretKey, now: TaskWorker.nowMillis())
+        return (accessKey, secretKey)
+    }
+
     /// The named account or a ``StoreError/notFound``.
     public func account(named name: String) async throws -> Account {
         guard let account = try await store.account(named: name) else { throw StoreError.notFound("no account named \(name)") }

@@ -20,6 +20,10 @@ public protocol TaskStore: Sendable {
     /// process on the store at once.
     func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool
 
+    /// Stores a Kling-style access key / secret key pair for an account (JWTs are signed with the secret).
+    func addJWTCredential(accessKey: String, accountID: String, secretKey: String, now: Int64) async throws
+    /// The account and secret key of an access key.
+    func jwtCredential(accessKey: String) async throws -> (account: Account, secretKey: String)?
     /// Replaces an account's limit overrides.
     func setLimits(accountID: String, limits: LimitOverrides) async throws
 
@@ -59,11 +63,13 @@ public protocol TaskStore: Sendable {
     /// Cancels a queued or running task of `accountID`: failed with `failure`, refunded and its callback recorded, in one
     /// transaction. A worker rendering it loses its claim.
     func cancel(taskID: String, accountID: String, failure: TaskFailure, now: Int64) async throws -> CancelOutcome
+    /// The account's task with this external id (Kling's `external_task_id`).
+    func task(externalID: String, accountID: String) async throws -> TaskRecord?
     /// A task, only if it belongs to `accountID`: other accounts get `nil`, exactly as for unknown ids.
     func task(id: String, accountID: String) async throws -> TaskRecord?
     /// A page of the account's tasks, newest first (or oldest first with `ascending`), starting after the task `after`;
     /// also whether more follow.
-    func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool)
+    func listTasks(accountID: String, limit: Int, after: String?, ascending: Bool, offset: Int) async throws -> (tasks: [TaskRecord], hasMore: Bool)
     /// A task by id regardless of owner (workers and admin tools only).
     func task(id: String) async throws -> TaskRecord?
 

@@ -32,12 +32,15 @@ public struct TaskRecord: Sendable, Hashable, Codable {
     public var refundedCredits: Int64
     /// When the retention sweeper deleted the result files (Unix milliseconds); `nil` while they are kept.
     public var resultsExpiredAt: Int64?
+    /// The caller's own id for the task (Kling's `external_task_id`), unique per account.
+    public var externalID: String?
 
     public init(
         id: String, accountID: String, dialect: String, model: String, request: GenerationRequest, params: String,
         state: TaskState = .queued, progress: Int = 0, attempts: Int = 0, engine: String? = nil, createdAt: Int64,
         updatedAt: Int64, startedAt: Int64? = nil, completedAt: Int64? = nil, result: TaskResult? = nil,
-        failure: TaskFailure? = nil, credits: Int64 = 0, refundedCredits: Int64 = 0, resultsExpiredAt: Int64? = nil
+        failure: TaskFailure? = nil, credits: Int64 = 0, refundedCredits: Int64 = 0, resultsExpiredAt: Int64? = nil,
+        externalID: String? = nil
     ) {
         self.id = id
         self.accountID = accountID
@@ -58,6 +61,7 @@ public struct TaskRecord: Sendable, Hashable, Codable {
         self.credits = credits
         self.refundedCredits = refundedCredits
         self.resultsExpiredAt = resultsExpiredAt
+        self.externalID = externalID
     }
 
     /// Credits the task finally cost: its price, or 0 once refunded.

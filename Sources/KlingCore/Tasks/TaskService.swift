@@ -36,7 +36,7 @@ public struct TaskService: Sendable {
     /// With an `idempotencyKey`, a repeat of the same request within 24 hours returns the first task (charged once);
     /// the same key with a different request is refused with 409.
     public func create(
-        _ decoded: DecodedCreateRequest, account: Account, dialect: String, idempotencyKey: String? = nil
+        _ decoded: DecodedCreateRequest, account: Account, dialect: String, idempotencyKey: String? = nil, externalID: String? = nil
     ) async throws -> TaskRecord {
         try await checkAcceptingCreates()
         let switches = try await store.switches()
@@ -47,7 +47,8 @@ public struct TaskService: Sendable {
         let now = TaskWorker.nowMillis()
         let task = TaskRecord(
             id: "task_" + APIKeys.randomID(), accountID: account.id, dialect: dialect, model: decoded.model,
-            request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now, credits: price)
+            request: decoded.request, params: decoded.params.jsonString(), createdAt: now, updatedAt: now, credits: price,
+            externalID: externalID)
         let maxActive = limits(for: account).maxActiveTasks
         do {
             if let idempotencyKey {
@@ -60,6 +61,8 @@ public struct TaskService: Sendable {
             } else {
                 try await store.insert(task, maxActiveTasks: maxActive > 0 ? maxActive : nil)
             }
+        } catch let error as StoreError where error.isConflict && error.message.hasPrefix("external_task_id") {
+            throw RequestRefusal(code: 422, message: error.message)
         } catch let error as StoreError where error.isConflict {
             throw RequestRefusal(code: 409, message: "Idempotency-Key: \(error.message)")
         } catch let error as StoreError where error.isInsufficientCredits {
@@ -93,8 +96,20 @@ public struct TaskService: Sendable {
     }
 
     /// A page of `account`'s tasks.
-    public func list(account: Account, limit: Int, after: String?, ascending: Bool) async throws -> (tasks: [TaskRecord], hasMore: Bool) {
-        try await store.listTasks(accountID: account.id, limit: limit, after: after, ascending: ascending)
+    public func list(account: Account, limit: Int, after: String?, ascending: Bool, offset: Int = 0) async throws -> (
+        tasks: [TaskRecord], hasMore: Bool
+    ) {
+        try await store.listTasks(accountID: account.id, limit: limit, after: after, ascending: ascending, offset: offset)
+    }
+
+    /// The account's task with this external id.
+    public func task(externalID: String, account: Account) async throws -> TaskRecord? {
+        try await store.task(externalID: externalID, accountID: account.id)
+    }
+
+    /// The account of a Kling access key, with its secret key (for verifying JWTs).
+    public func jwtCredential(accessKey: String) async throws -> (account: Account, secretKey: String)? {
+        try await store.jwtCredential(accessKey: accessKey)
     }
 
     /// The task if `account` owns it; `nil` for unknown ids and other accounts' tasks alike.

@@ -45,6 +45,9 @@ public func buildApplication(
         root: uploads, scratch: configuration.artifactDirectory.appendingPathComponent("tmp", isDirectory: true), links: links,
         retention: configuration.uploadRetention)
     UploadRoutes(tasks: tasks, uploads: uploadStore, links: links, limiter: limiter, fetcher: fetcher).register(on: router)
+    KlingOfficialRoutes(
+        tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, allowPrivateCallbacks: allowPrivate
+    ).register(on: router)
     OpenAIRoutes(
         tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, artifactDirectory: configuration.artifactDirectory
     ).register(on: router)

@@ -83,7 +83,17 @@ public struct CallbackDeliverer: Service {
         var retryAfter: Duration?
         do {
             let secrets = try await store.webhookSecrets(accountID: callback.accountID, now: now)
-            let answer = try await post(callback, payload: Data(payload.utf8), secrets: secrets)
+            let timeout = configuration.timeout
+            // The whole attempt (resolving, connecting, the answer) is bounded, whatever the client's own deadlines do.
+            let answer = try await withThrowingTaskGroup(of: Answer.self) { group in
+                group.addTask { try await post(callback, payload: Data(payload.utf8), secrets: secrets) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw AttemptTimedOut(timeout: timeout)
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
             status = answer.status
             retryAfter = answer.retryAfter
             if !(200..<300).contains(answer.status) { failure = "the receiver answered HTTP \(answer.status)" }
@@ -138,9 +148,14 @@ public struct CallbackDeliverer: Service {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private struct Answer {
+    private struct Answer: Sendable {
         var status: Int
         var retryAfter: Duration?
+    }
+
+    private struct AttemptTimedOut: Error, CustomStringConvertible {
+        var timeout: Duration
+        var description: String { "no answer within \(timeout)" }
     }
 
     private func post(_ callback: CallbackRecord, payload: Data, secrets: [String]) async throws -> Answer {

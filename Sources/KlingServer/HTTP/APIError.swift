@@ -5,11 +5,19 @@ public struct APIError: Error, Sendable, Hashable {
     public var message: String
     /// Seconds to send as `Retry-After` (429 answers).
     public var retryAfterSeconds: Int?
+    /// A finer reason, for dialects whose codes tell these apart (Kling's 1001-1004, 1302/1303).
+    public var reason: Reason?
 
-    public init(code: Int, message: String, retryAfterSeconds: Int? = nil) {
+    /// Finer reasons behind a code.
+    public enum Reason: Sendable, Hashable {
+        case credentialsMissing, tokenNotYetValid, tokenExpired, tooManyActiveTasks
+    }
+
+    public init(code: Int, message: String, retryAfterSeconds: Int? = nil, reason: Reason? = nil) {
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
+        self.reason = reason
     }
 
     public static func unauthorized(_ message: String) -> APIError { APIError(code: 401, message: message) }

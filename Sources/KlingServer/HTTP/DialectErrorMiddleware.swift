@@ -13,7 +13,8 @@ struct DialectErrorMiddleware<D: Dialect>: RouterMiddleware {
         } catch let error as APIError {
             return D.errorResponse(error)
         } catch let refusal as RequestRefusal {
-            return D.errorResponse(APIError(code: refusal.code, message: refusal.message))
+            let reason: APIError.Reason? = refusal.code == 429 && refusal.message.hasPrefix("too many active tasks") ? .tooManyActiveTasks : nil
+            return D.errorResponse(APIError(code: refusal.code, message: refusal.message, reason: reason))
         } catch let error as StoreError where error.isNotFound {
             return D.errorResponse(.notFound(error.message))
         } catch let error as StoreError where error.isInsufficientCredits {
@@ -40,7 +41,7 @@ struct APIKeyAuthMiddleware<D: Dialect>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let key = D.apiKey(from: request), !key.isEmpty else {
-            throw APIError.unauthorized("missing API key")
+            throw APIError(code: 401, message: "missing API key", reason: .credentialsMissing)
         }
         guard key.utf8.count <= 256 else { throw APIError.unauthorized("invalid API key") }
         let keyHash = APIKeys.hash(key)
