@@ -86,13 +86,22 @@ struct KlingOfficialDialectTests {
 
             let byExternal = try await Self.send(client, .get, "/v1/videos/text2video/order-1", token: server.key)
             #expect(byExternal.data?["task_id"] as? String == id)
-            let duplicate = try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: Self.text)
-            #expect(duplicate.status == 400 && duplicate.code == 1201)
-            #expect((duplicate.object["message"] as? String ?? "").hasPrefix("external_task_id"))
+            // A retry with the same external_task_id and body is the same task; a different body is refused.
+            let retried = try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: Self.text)
+            #expect(retried.data?["task_id"] as? String == id)
+            let changed = Self.text.replacingOccurrences(of: "A red fox", with: "A blue fox")
+            let duplicate = try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: changed)
+            #expect(duplicate.status == 400 && duplicate.code == 1201, "\(duplicate.raw)")
+            #expect(try await server.totalTasks() == 1)
+            // A task from another dialect reads through this one.
+            let market = #"{"model":"kling-3.0/video","input":{"prompt":"market","duration":"5","mode":"std"}}"#
+            let marketID = try #require(try await client.create(.market, body: market, key: server.key).data?["taskId"] as? String)
+            #expect(try await Self.send(client, .get, "/v1/videos/text2video/\(marketID)", token: server.key).data?["task_id"] as? String == marketID)
 
             let listed = try await Self.send(client, .get, "/v1/videos/text2video?pageNum=1&pageSize=5", token: server.key)
-            #expect((listed.object["data"] as? [[String: Any]])?.first?["task_id"] as? String == id)
-            let empty = try await Self.send(client, .get, "/v1/videos/text2video?pageNum=2&pageSize=5", token: server.key)
+            // Newest first, every dialect's tasks.
+            #expect((listed.object["data"] as? [[String: Any]])?.compactMap { $0["task_id"] as? String } == [marketID, id])
+            let empty = try await Self.send(client, .get, "/v1/videos/text2video?pageNum=3&pageSize=1", token: server.key)
             #expect((empty.object["data"] as? [[String: Any]])?.isEmpty == true)
             #expect(try await Self.send(client, .get, "/v1/videos/text2video?pageSize=501", token: server.key).code == 1201)
             let missing = try await Self.send(client, .get, "/v1/videos/text2video/task_nope", token: server.key)

@@ -65,8 +65,10 @@ struct KlingOfficialRoutes {
             throw APIError.validation(rejection.message)
         case .success(let decoded):
             try await checkCallbackAddress(decoded.request.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
+            // external_task_id doubles as an idempotency key: a retried create returns the first task.
+            let key = try idempotencyKey(request) ?? decoded.externalTaskID.map { "external_task_id:" + $0 }
             let task = try await tasks.create(
-                decoded.request, account: account, dialect: KlingOfficialDialect.name, idempotencyKey: try idempotencyKey(request),
+                decoded.request, account: account, dialect: KlingOfficialDialect.name, idempotencyKey: key,
                 externalID: decoded.externalTaskID)
             let created = Created(
                 taskID: task.id, taskInfo: task.externalID.map { ["external_task_id": $0] } ?? [:], taskStatus: "submitted",
