@@ -196,6 +196,9 @@ public final class SQLiteTaskStore: TaskStore {
                     );
                     """)
         }
+        migrator.registerMigration("v7-callback-events") { db in
+            try db.execute(sql: "ALTER TABLE callbacks ADD COLUMN event TEXT")
+        }
         return migrator
     }
 
@@ -603,6 +606,14 @@ public final class SQLiteTaskStore: TaskStore {
                     WHERE id = ?
                     """,
                 arguments: [worker, leaseUntil, engine, now, now, id])
+            // Kling's dialect calls back on every status change: the first claim is submitted -> processing.
+            try db.execute(
+                sql: """
+                    INSERT INTO callbacks (id, task_id, account_id, url, dialect, state, attempts, next_attempt_at, created_at, updated_at, event)
+                    SELECT ?, id, account_id, callback_url, dialect, 'pending', 0, ?, ?, ?, 'processing' FROM tasks
+                    WHERE id = ? AND callback_url IS NOT NULL AND dialect = 'kling' AND attempts = 1
+                    """,
+                arguments: ["msg_" + APIKeys.randomID(), now, now, now, id])
             return (abandoned, try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task))
         }
         if abandoned > 0 { counters.bump(ChangeCounters.allTasksSlot) }
@@ -799,7 +810,7 @@ public final class SQLiteTaskStore: TaskStore {
             id: row["id"], taskID: row["task_id"], accountID: row["account_id"], url: row["url"], dialect: row["dialect"],
             payload: row["payload"], state: CallbackRecord.State(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
             nextAttemptAt: row["next_attempt_at"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-            lastStatus: row["last_status"], lastError: row["last_error"])
+            lastStatus: row["last_status"], lastError: row["last_error"], event: row["event"])
     }
 
     // MARK: Retention

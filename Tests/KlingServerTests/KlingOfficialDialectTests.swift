@@ -150,6 +150,24 @@ struct KlingOfficialDialectTests {
         }
     }
 
+    @Test func callbacksGoOutOnEveryStatusChangeWithTheQueryDataObject() async throws {
+        try await CallbackReceiver.with { receiver in
+            let server = try await TestServer.make(workers: 1, credits: 1000)
+            try await server.run { (client) async throws -> Void in
+                let body = #"{"prompt":"A red fox","duration":"3","callback_url":"\#(receiver.url)"}"#
+                let id = try #require(
+                    try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: body).data?["task_id"] as? String)
+                let deliveries = try await receiver.waitFor(2)
+                #expect(deliveries.count == 2)
+                #expect(Set(deliveries.compactMap { $0.json["task_id"] as? String }) == [id])
+                #expect(Set(deliveries.compactMap { $0.json["task_status"] as? String }) == ["processing", "succeed"])
+                #expect(Set(deliveries.compactMap { $0.headers["webhook-id"] }).count == 2, "one message per status change")
+                let final = try #require(deliveries.first { $0.json["task_status"] as? String == "succeed" })
+                #expect(((final.json["task_result"] as? [String: Any])?["videos"] as? [[String: Any]])?.count == 1)
+            }
+        }
+    }
+
     @Test func billingAndSwitchesUseKlingCodes() async throws {
         let server = try await TestServer.make(credits: 10)
         try await server.run { (client) async throws -> Void in

@@ -21,6 +21,8 @@ public struct CallbackRecord: Sendable, Hashable, Codable {
     public var dialect: String
     /// The body, fixed at the first attempt so every retry sends the same bytes.
     public var payload: String?
+    /// The state change this callback reports when it is not the terminal one (Kling's `processing`).
+    public var event: String?
     public var state: State
     /// Attempts started so far.
     public var attempts: Int
@@ -33,7 +35,7 @@ public struct CallbackRecord: Sendable, Hashable, Codable {
 
     public init(
         id: String, taskID: String, accountID: String, url: String, dialect: String, payload: String?, state: State, attempts: Int,
-        nextAttemptAt: Int64, createdAt: Int64, updatedAt: Int64, lastStatus: Int?, lastError: String?
+        nextAttemptAt: Int64, createdAt: Int64, updatedAt: Int64, lastStatus: Int?, lastError: String?, event: String? = nil
     ) {
         self.id = id
         self.taskID = taskID
@@ -48,6 +50,7 @@ public struct CallbackRecord: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
         self.lastStatus = lastStatus
         self.lastError = lastError
+        self.event = event
     }
 }
 

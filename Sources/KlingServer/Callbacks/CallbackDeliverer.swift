@@ -138,6 +138,16 @@ public struct CallbackDeliverer: Service {
         switch callback.dialect {
         case CRUNDialect.name:
             data = try JSONResponse.encoder.encode(CRUNTaskInfo(task, links: links))
+        case KlingOfficialDialect.name:
+            var object = KlingTaskData(task, links: links)
+            if callback.event == "processing" {
+                object.taskStatus = KlingOfficialDialect.status(.running)
+                object.taskStatusMessage = ""
+                object.taskResult = nil
+            }
+            data = try JSONResponse.encoder.encode(object)
+        case OpenAIDialect.name:
+            data = try JSONResponse.encoder.encode(OpenAIVideo(task, links: links))
         default:
             var details = MarketTaskDetails(task, links: links)
             details.remainedCredits = try await store.balance(accountID: task.accountID)
