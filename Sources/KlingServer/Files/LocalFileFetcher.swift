@@ -9,18 +9,13 @@ struct LocalFileFetcher: InputFetching {
     let network: any InputFetching
 
     func fetch(_ url: String, field: String, maxBytes: Int, to destination: URL) async throws {
-        guard url.hasPrefix(links.baseURL + "/files/"), let components = URLComponents(string: url) else {
+        guard url.hasPrefix(links.baseURL + "/files/") else {
             return try await network.fetch(url, field: field, maxBytes: maxBytes, to: destination)
         }
-        guard let expires = components.queryItems?.first(where: { $0.name == "expires" })?.value.flatMap({ Int64($0) }),
-            let signature = components.queryItems?.first(where: { $0.name == "signature" })?.value,
-            links.isAuthentic(path: components.percentEncodedPath, expires: expires, signature: signature),
-            links.isCurrent(expires: expires, now: TaskWorker.nowMillis() / 1000)
-        else {
+        guard let relative = links.artifactPath(ofLink: url, requireCurrent: true, now: TaskWorker.nowMillis() / 1000) else {
             throw EngineError.badInput("\(field): \(url) is an invalid or expired link to this server; upload the file again")
         }
-        let relative = components.path.dropFirst("/files/".count)
-        let source = artifactDirectory.appendingPathComponent(String(relative)).standardizedFileURL
+        let source = artifactDirectory.appendingPathComponent(relative).standardizedFileURL
         guard source.path.hasPrefix(artifactDirectory.standardizedFileURL.path + "/"),
             let size = (try? FileManager.default.attributesOfItem(atPath: source.path))?[.size] as? Int
         else {

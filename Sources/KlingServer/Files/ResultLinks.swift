@@ -47,6 +47,19 @@ public final class ResultLinks: Sendable {
     /// Whether a link expiring at `expires` (Unix seconds) is still valid at `now` (Unix seconds).
     public func isCurrent(expires: Int64, now: Int64) -> Bool { now <= expires }
 
+    /// The artifact path (`results/...`, `uploads/...`) a link of this server points to, when its signature is
+    /// authentic and, with `requireCurrent`, it has not expired; `nil` for anything else (other hosts included).
+    public func artifactPath(ofLink link: String, requireCurrent: Bool, now: Int64) -> String? {
+        guard link.hasPrefix(baseURL + "/files/"), let components = URLComponents(string: link),
+            let expires = components.queryItems?.first(where: { $0.name == "expires" })?.value.flatMap({ Int64($0) }),
+            let signature = components.queryItems?.first(where: { $0.name == "signature" })?.value,
+            isAuthentic(path: components.percentEncodedPath, expires: expires, signature: signature),
+            !requireCurrent || isCurrent(expires: expires, now: now)
+        else { return nil }
+        let path = String(components.path.dropFirst("/files/".count))
+        return path.split(separator: "/").contains("..") ? nil : path
+    }
+
     /// When a succeeded task's result links expire (Unix seconds): a fixed time after completion, so the links in its
     /// answers stay the same between polls.
     public func resultExpiry(_ task: TaskRecord) -> Int64 {

@@ -128,23 +128,20 @@ struct UploadRoutes {
         try limiter.check(.query, context: context, limits: tasks.limits(for: account))
         let body = try await json(LinkBody.self, request, context, limit: context.maxUploadSize)
         let refused = APIError.validation("url: is not a file link this service generated for your account")
-        guard body.url.hasPrefix(links.baseURL + "/files/"), let components = URLComponents(string: body.url),
-            let expires = components.queryItems?.first(where: { $0.name == "expires" })?.value.flatMap({ Int64($0) }),
-            let signature = components.queryItems?.first(where: { $0.name == "signature" })?.value,
-            links.isAuthentic(path: components.percentEncodedPath, expires: expires, signature: signature)
-        else { throw refused }
         // Authentic links may be renewed after they expire, but only by their owner.
-        let parts = components.path.split(separator: "/").map(String.init)  // files, results|uploads, id, ...
-        guard parts.count >= 4 else { throw refused }
-        switch parts[1] {
+        guard let artifact = links.artifactPath(ofLink: body.url, requireCurrent: false, now: TaskWorker.nowMillis() / 1000) else {
+            throw refused
+        }
+        let parts = artifact.split(separator: "/").map(String.init)  // results|uploads, id, ...
+        guard parts.count >= 3 else { throw refused }
+        switch parts[0] {
         case "results":
-            guard try await tasks.task(id: parts[2], account: account) != nil else { throw refused }
+            guard try await tasks.task(id: parts[1], account: account) != nil else { throw refused }
         case "uploads":
-            guard parts[2] == account.id else { throw refused }
+            guard parts[1] == account.id else { throw refused }
         default:
             throw refused
         }
-        let artifact = parts.dropFirst().joined(separator: "/")
         let link = links.url(forArtifact: artifact, expires: TaskWorker.nowMillis() / 1000 + 20 * 60)
         return MarketDialect.success(.string(link))
     }
