@@ -5,6 +5,8 @@ import KlingPreview
 import KlingSQLite
 import KlingServer
 import Logging
+import Metrics
+import Prometheus
 
 /// `kling-server`: runs the platform and administers its accounts.
 @main
@@ -66,6 +68,7 @@ struct Serve: AsyncParsableCommand {
         try EnvironmentSettings.apply(environment, to: &configuration)
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory())
         var logger = Logger(label: "kling-server")
         logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 

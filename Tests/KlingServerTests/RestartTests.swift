@@ -221,6 +221,14 @@ struct RestartTests {
         #expect(refused.status == 429)
         #expect((refused.json["msg"] as? String ?? "").contains("too many active tasks"))
         #expect(try ServerProcess.admin(["accounts", "show", "fay"], dataDirectory: directory).contains("balance  360 credits"))
+        // The real binary bootstraps Prometheus: HTTP requests by route and status appear next to the store's figures.
+        var metrics = HTTPClientRequest(url: "\(base)/metrics")
+        metrics.method = .GET
+        let scraped = try await HTTPClient.shared.execute(metrics, timeout: .seconds(10))
+        let text = String(buffer: try await scraped.body.collect(upTo: 1 << 20))
+        #expect(text.contains("hb_requests"), "\(text.prefix(2000))")
+        #expect(text.contains("http_server_request_duration"))
+        #expect(text.contains("kling_credits_charged 240"))
         #expect(try ServerProcess.admin(["ledger", "check"], dataDirectory: directory).hasPrefix("ok"))
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Runs queued tasks on an engine: claims with a lease, heartbeats while rendering, records progress and the outcome.
@@ -93,6 +94,7 @@ public struct TaskWorker: Service {
         logger[metadataKey: "attempt"] = "\(attempt)"
         logger.info("task claimed")
 
+        let claimedAt = ContinuousClock.now
         let fileManager = FileManager.default
         let outputDirectory = configuration.artifactDirectory.appendingPathComponent("results/\(task.id)", isDirectory: true)
         let scratchDirectory = configuration.artifactDirectory.appendingPathComponent("tmp/\(task.id)-\(attempt)", isDirectory: true)
@@ -109,6 +111,8 @@ public struct TaskWorker: Service {
         }
 
         let now = Self.nowMillis()
+        Metrics.Timer(label: "kling_render_seconds", dimensions: [("engine", engine.name), ("outcome", outcome.metricName)])
+            .recordMilliseconds((ContinuousClock.now - claimedAt).milliseconds)
         do {
             switch outcome {
             case .success(let output):
@@ -228,5 +232,13 @@ extension Duration {
     public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+extension Result where Success == RenderOutput {
+    /// `succeeded` or `failed`, for metrics.
+    fileprivate var metricName: String {
+        if case .success = self { return "succeeded" }
+        return "failed"
     }
 }

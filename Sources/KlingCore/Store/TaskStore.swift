@@ -95,6 +95,8 @@ public protocol TaskStore: Sendable {
     func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int
     /// Counts of tasks by state.
     func taskCounts() async throws -> [TaskState: Int]
+    /// Figures for monitoring, read across every process on the store.
+    func operationalStats(now: Int64) async throws -> OperationalStats
 
     // MARK: Callbacks
 
@@ -118,6 +120,21 @@ public protocol TaskStore: Sendable {
     func tasksWithResults(completedBefore before: Int64, limit: Int) async throws -> [String]
     /// Records that these tasks' result files were deleted.
     func markResultsExpired(taskIDs: [String], now: Int64) async throws
+}
+
+/// Store-wide figures for `/metrics`.
+public struct OperationalStats: Sendable, Hashable {
+    public var tasksByState: [TaskState: Int] = [:]
+    /// Age of the oldest queued task in seconds (0 when none waits).
+    public var oldestQueuedSeconds: Double = 0
+    /// Ledger totals by kind (charges and corrections negative).
+    public var ledgerTotals: [LedgerEntry.Kind: Int64] = [:]
+    /// Callbacks by state.
+    public var callbacksByState: [CallbackRecord.State: Int] = [:]
+    /// Delivery attempts by outcome (`ok` for a 2xx, `failed` otherwise).
+    public var callbackAttempts: [String: Int] = [:]
+
+    public init() {}
 }
 
 /// What an idempotent insert did.

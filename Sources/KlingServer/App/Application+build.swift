@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KlingCore
 import Logging
+import Prometheus
 
 /// Builds the whole server: routes of every dialect, result file serving and the task worker.
 ///
@@ -27,6 +28,8 @@ public func buildApplication(
     let engine = makeEngine(inputs)
 
     let router = Router(context: KlingRequestContext.self)
+    // Requests by route and status, with latency, into whatever metrics backend the process bootstrapped.
+    router.add(middleware: MetricsMiddleware())
     // Only finished results and uploads are served (never scratch files or the database), and only through signed,
     // unexpired links.
     router.add(middleware: SignedFileMiddleware(links: links))
@@ -36,6 +39,9 @@ public func buildApplication(
             logger: logger))
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
+    OpsRoutes(
+        store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
+    ).register(on: router)
     let allowPrivate = configuration.callbacks.allowPrivateAddresses
     MarketRoutes(
         tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate, eventKeepAlive: configuration.eventKeepAlive
