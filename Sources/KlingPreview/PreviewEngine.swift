@@ -75,14 +75,26 @@ public struct PreviewEngine: VideoEngine {
         }
         var elements: [FilterGraphBuilder.ElementOverlay] = []
         for (index, element) in request.elements.enumerated() {
-            // v1: an element shows its first image; video-only elements are not drawn.
+            // Every reference is fetched and checked, also those of elements no shot mentions: a bad input fails the task.
+            var images: [InputMedia.Image] = []
+            for (number, url) in element.imageURLs.enumerated() {
+                images.append(
+                    try await media.image(
+                        url, field: "elements[\(index)].image_urls[\(number)]", as: "element\(index)-\(number)", into: scratch))
+            }
+            var videos: [InputMedia.Video] = []
+            for (number, url) in element.videoURLs.enumerated() {
+                videos.append(
+                    try await media.video(
+                        url, field: "elements[\(index)].video_urls[\(number)]", as: "element\(index)-video\(number)", into: scratch))
+            }
+            // Shown where mentioned: a video element's frames, otherwise its first reference image.
             let shots = plan.shots(mentioning: element.name)
-            guard !shots.isEmpty, let url = element.imageURLs.first else { continue }
-            let image = try await media.image(
-                url, field: "elements[\(index)].image_urls[0]", as: "element\(index)", into: scratch)
+            let source = videos.first.map { FilterGraphBuilder.ElementOverlay.Source.video(file: $0.file) } ?? images.first.map { .image($0.still) }
+            guard !shots.isEmpty, let source else { continue }
             let labelFile = "element\(index).txt"
             try Self.write(element.name, to: scratch.appendingPathComponent(labelFile))
-            elements.append(.init(image: image.still, labelFile: labelFile, shots: shots))
+            elements.append(.init(source: source, labelFile: labelFile, shots: shots))
         }
 
         var captionFiles: [String] = []
@@ -94,20 +106,28 @@ public struct PreviewEngine: VideoEngine {
         }
         try Self.write("KlingKit preview", to: scratch.appendingPathComponent("label.txt"))
 
-        var speech: [Int: String] = [:]
+        var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
         if request.hasAudio {
-            // Dialogue of every shot, spoken concurrently (espeak-ng is mostly start-up time).
+            // Every quoted line of every shot, spoken concurrently (espeak-ng is mostly start-up time), each named
+            // speaker with their own voice throughout the video.
             let synthesizer = SpeechSynthesizer(executable: configuration.espeak)
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
-                for (index, shot) in plan.shots.enumerated() {
-                    guard let line = SpeechSynthesizer.dialogue(in: shot.prompt) else { continue }
-                    let file = "speech\(index).wav"
-                    group.addTask {
-                        try await synthesizer.speak(line, to: scratch.appendingPathComponent(file))
-                        return (index, file)
+            let lines = plan.shots.map { SpeechSynthesizer.lines(in: $0.prompt) }
+            let voices = SpeechSynthesizer.voiceAssignments(lines)
+            try await withThrowingTaskGroup(of: (Int, Int, SpeechSynthesizer.Clip).self) { group in
+                for (shot, shotLines) in lines.enumerated() {
+                    for (number, line) in shotLines.enumerated() {
+                        let file = "speech\(shot)-\(number).wav"
+                        let voice = SpeechSynthesizer.voice(for: line, in: voices)
+                        group.addTask {
+                            let samples = try await synthesizer.speak(
+                                line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: FilterGraphBuilder.sampleRate)
+                            return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
+                        }
                     }
                 }
-                for try await (index, file) in group { speech[index] = file }
+                var spoken: [Int: [(Int, SpeechSynthesizer.Clip)]] = [:]
+                for try await (shot, number, clip) in group { spoken[shot, default: []].append((number, clip)) }
+                speech = spoken.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }
             }
         }
 

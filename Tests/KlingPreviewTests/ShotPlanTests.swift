@@ -74,9 +74,4 @@ struct ShotPlanTests {
         #expect(FilterGraphBuilder.escape("/fonts/a:b,c.ttf") == #"/fonts/a\\:b\,c.ttf"#)
         #expect(FilterGraphBuilder.escape("/plain/DejaVuSans.ttf") == "/plain/DejaVuSans.ttf")
     }
-
-    @Test func findsQuotedDialogue() {
-        #expect(SpeechSynthesizer.dialogue(in: #"She says "Hello there" and he answers “Hi”."#) == "Hello there. Hi")
-        #expect(SpeechSynthesizer.dialogue(in: "no dialogue") == nil)
-    }
 }

@@ -14,9 +14,15 @@ struct FilterGraphBuilder: Sendable {
         var demuxer: String
     }
 
-    /// An element image overlaid (with its name) in the shots that mention it.
+    /// An element overlaid (with its name) in the shots that mention it: a reference image, or a video's frames.
     struct ElementOverlay: Sendable, Hashable {
-        var image: Still
+        enum Source: Sendable, Hashable {
+            case image(Still)
+            /// A video file, looped for as long as a shot lasts.
+            case video(file: String)
+        }
+
+        var source: Source
         /// Text file holding the element's name.
         var labelFile: String
         /// Indices of the shots that show it.
@@ -38,8 +44,8 @@ struct FilterGraphBuilder: Sendable {
     var lastFrame: Still?
     var elements: [ElementOverlay] = []
     var audio: Bool
-    /// Speech WAV per shot index.
-    var speech: [Int: String] = [:]
+    /// Spoken lines per shot index, in the order they are said.
+    var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
     var audioSeed: UInt64
     var preset: String
     var threads: Int
@@ -62,12 +68,25 @@ struct FilterGraphBuilder: Sendable {
         let firstInput = firstFrame.map(addStill)
         let lastInput = lastFrame.map(addStill)
         let shown = elementsShown()
-        let elementInputs = elements.indices.map { index in
-            shown.contains { $0.contains(index) } ? addStill(elements[index].image) : nil
+        // Per element, the input each showing shot reads: one decoded image shared by its shots, or for a video one
+        // looped input per shot (each shot plays the video from its start, and no frames pile up in a split).
+        var elementInputs: [Int: [Int: Int]] = [:]
+        for index in elements.indices {
+            let shots = shown.indices.filter { shown[$0].contains(index) }
+            guard !shots.isEmpty else { continue }
+            switch elements[index].source {
+            case .image(let still):
+                let input = addStill(still)
+                elementInputs[index] = Dictionary(uniqueKeysWithValues: shots.map { ($0, input) })
+            case .video(let file):
+                elementInputs[index] = Dictionary(uniqueKeysWithValues: shots.map { ($0, addInput(["-stream_loop", "-1", "-i", file])) })
+            }
         }
-        var speechInputs: [(shot: Int, input: Int)] = []
-        for shot in speech.keys.sorted() {
-            if let file = speech[shot] { speechInputs.append((shot, addInput(["-i", file]))) }
+        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
+        if audio {
+            for shot in speech.keys.sorted() {
+                for clip in speech[shot] ?? [] { speechInputs.append((shot, clip, addInput(["-i", clip.file]))) }
+            }
         }
 
         var chains: [String] = []
@@ -211,45 +230,79 @@ struct FilterGraphBuilder: Sendable {
         }
     }
 
-    /// Each shown element image scaled into a labelled thumbnail, split once per shot that shows it (`el<i>for<shot>`).
-    private func elementChains(inputs: [Int?], shown: [[Int]]) -> [String] {
-        zip(elements.indices, inputs).compactMap { index, input in
-            let shots = shown.indices.filter { shown[$0].contains(index) }
-            guard let input, !shots.isEmpty else { return nil }
-            let b = elementBorder, t = elementThumb, label = elementLabelHeight
-            let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
-            return "[\(input):v]scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
+    /// Each shown element scaled into a labelled thumbnail (`el<i>for<shot>`): an image once, split over its shots;
+    /// a video per shot, trimmed to the shot's length.
+    private func elementChains(inputs: [Int: [Int: Int]], shown: [[Int]]) -> [String] {
+        let b = elementBorder, t = elementThumb, label = elementLabelHeight
+        func thumbnail(_ index: Int) -> String {
+            "scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
                 + "format=yuv420p,pad=iw+\(2 * b):ih+\(label + 2 * b):\(b):\(b):color=0x101010,"
                 + "drawtext=\(font):textfile=\(elements[index].labelFile):expansion=none:fontcolor=white"
-                + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2,"
-                + "split=\(shots.count)\(outputs)"
+                + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2"
         }
+        var chains: [String] = []
+        for index in elements.indices {
+            guard let perShot = inputs[index], !perShot.isEmpty else { continue }
+            let shots = perShot.keys.sorted()
+            switch elements[index].source {
+            case .image:
+                let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
+                chains.append("[\(perShot[shots[0]]!):v]\(thumbnail(index)),split=\(shots.count)\(outputs)")
+            case .video:
+                for shot in shots {
+                    chains.append(
+                        "[\(perShot[shot]!):v]fps=\(Self.fps),\(thumbnail(index)),trim=end_frame=\(plan.shots[shot].frames),"
+                            + "setpts=PTS-STARTPTS[el\(index)for\(shot)]")
+                }
+            }
+        }
+        return chains
     }
 
     // MARK: - Audio
 
-    /// A quiet brown-noise bed plus each shot's speech inside its window, mixed and cut to the exact sample count.
-    private func audioChains(speechInputs: [(shot: Int, input: Int)]) -> [String] {
+    /// A quiet brown-noise bed under the whole video, a short swish at every cut, and each shot's lines one after
+    /// another inside its window (a line that does not fit is cut at the window's end), mixed and cut to the exact
+    /// sample count.
+    private func audioChains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)]) -> [String] {
         let rate = Self.sampleRate
         let totalSamples = plan.totalFrames * rate / Self.fps
+        let mono = "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono"
         var chains = [
             "anoisesrc=color=brown:seed=\(audioSeed % 2_147_483_647):amplitude=0.05:sample_rate=\(rate),"
-                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,"
-                + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono[bed]"
+                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,\(mono)[bed]"
         ]
-        var mixInputs = "[bed]"
-        for (shot, input) in speechInputs {
-            let window = plan.shots[shot]
-            let lead = rate / 5
-            let start = window.startFrame * rate / Self.fps + lead
-            let room = max(1, window.frames * rate / Self.fps - lead - rate / 10)
+        var mixInputs = ["[bed]"]
+        let cuts = plan.shots.dropFirst().map { $0.startFrame * rate / Self.fps }
+        if !cuts.isEmpty {
+            // 0.3 s of band-passed noise swelling into the cut and fading after it.
+            let lead = rate / 10
+            let outputs = cuts.indices.map { "[swish\($0)]" }.joined()
             chains.append(
-                "[\(input):a]aresample=\(rate),aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono,"
-                    + "atrim=end_sample=\(room),adelay=delays=\(start)S:all=1[speech\(shot)]")
-            mixInputs += "[speech\(shot)]"
+                "anoisesrc=color=pink:seed=7:amplitude=0.5:sample_rate=\(rate),atrim=end_sample=\(rate * 3 / 10),"
+                    + "highpass=f=700,lowpass=f=5000,afade=t=in:d=0.1,afade=t=out:st=0.1:d=0.2,\(mono),"
+                    + "asplit=\(cuts.count)\(outputs)")
+            for (index, cut) in cuts.enumerated() {
+                chains.append("[swish\(index)]adelay=delays=\(max(0, cut - lead))S:all=1[cut\(index)]")
+                mixInputs.append("[cut\(index)]")
+            }
+        }
+        var cursor: [Int: Int] = [:]
+        for (number, (shot, clip, input)) in speechInputs.enumerated() {
+            let window = plan.shots[shot]
+            let windowStart = window.startFrame * rate / Self.fps
+            let windowEnd = (window.startFrame + window.frames) * rate / Self.fps - rate / 10
+            let start = cursor[shot] ?? windowStart + rate / 5
+            let length = min(clip.samples, windowEnd - start)
+            guard length > rate / 10 else { continue }
+            cursor[shot] = start + length + rate / 4
+            chains.append(
+                "[\(input):a]aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
+                    + "adelay=delays=\(start)S:all=1[speech\(number)]")
+            mixInputs.append("[speech\(number)]")
         }
         chains.append(
-            "\(mixInputs)amix=inputs=\(speechInputs.count + 1):duration=first:normalize=0,"
+            "\(mixInputs.joined())amix=inputs=\(mixInputs.count):duration=first:normalize=0,"
                 + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=stereo,atrim=end_sample=\(totalSamples)[a]")
         return chains
     }
@@ -258,6 +311,10 @@ struct FilterGraphBuilder: Sendable {
 
     static func seconds(_ frames: Int) -> String {
         String(format: "%.6f", Double(frames) / Double(fps))
+    }
+
+    static func seconds(samples: Int) -> String {
+        String(format: "%.6f", Double(max(0, samples)) / Double(sampleRate))
     }
 
     /// Escapes a filter option value twice: for the option parser (backslash, colon, quote), then for the graph
