@@ -61,36 +61,45 @@ public struct PreviewEngine: VideoEngine {
             fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
             maxVideoBytes: configuration.maxVideoBytes)
 
-        // Inputs: the first frame decides the size; the last frame only counts for a single shot.
-        var size = FrameSize.forAspect(request.aspectRatio, mode: request.mode)
-        var firstFrame: InputMedia.Image?
-        var lastFrame: InputMedia.Image?
-        if let url = request.firstFrameURL {
-            let image = try await media.image(url, field: "image_urls[0]", as: "first", into: scratch)
-            size = FrameSize.forImage(width: image.width, height: image.height, mode: request.mode)
-            firstFrame = image
+        // Inputs, all fetched and checked before anything is rendered: the first frame (it decides the size), the
+        // last frame, and every reference of every element, also of elements no shot mentions.
+        // The API takes a last frame only for a single shot; given one with several shots, the last shot ends on it.
+        var inputs: [InputMedia.Input] = []
+        for (index, url) in request.imageURLs.prefix(2).enumerated() {
+            inputs.append(.init(url: url, field: "image_urls[\(index)]", name: index == 0 ? "first" : "last"))
         }
-        if let url = request.lastFrameURL {
-            lastFrame = try await media.image(url, field: "image_urls[1]", as: "last", into: scratch)
+        for (index, element) in request.elements.enumerated() {
+            for (number, url) in element.imageURLs.enumerated() {
+                inputs.append(.init(url: url, field: "elements[\(index)].image_urls[\(number)]", name: "element\(index)-\(number)"))
+            }
+            for (number, url) in element.videoURLs.enumerated() {
+                inputs.append(
+                    .init(url: url, field: "elements[\(index)].video_urls[\(number)]", name: "element\(index)-video\(number)", isVideo: true))
+            }
+        }
+        let fetched = Dictionary(uniqueKeysWithValues: zip(inputs.map(\.field), try await media.fetchAll(inputs, into: scratch)))
+        func image(_ field: String) -> InputMedia.Image? {
+            if case .image(let image)? = fetched[field] { return image }
+            return nil
+        }
+        func video(_ field: String) -> InputMedia.Video? {
+            if case .video(let video)? = fetched[field] { return video }
+            return nil
+        }
+
+        var size = FrameSize.forAspect(request.aspectRatio, mode: request.mode)
+        let firstFrame = image("image_urls[0]")
+        let lastFrame = image("image_urls[1]")
+        if let firstFrame {
+            size = FrameSize.forImage(width: firstFrame.width, height: firstFrame.height, mode: request.mode)
         }
         var elements: [FilterGraphBuilder.ElementOverlay] = []
         for (index, element) in request.elements.enumerated() {
-            // Every reference is fetched and checked, also those of elements no shot mentions: a bad input fails the task.
-            var images: [InputMedia.Image] = []
-            for (number, url) in element.imageURLs.enumerated() {
-                images.append(
-                    try await media.image(
-                        url, field: "elements[\(index)].image_urls[\(number)]", as: "element\(index)-\(number)", into: scratch))
-            }
-            var videos: [InputMedia.Video] = []
-            for (number, url) in element.videoURLs.enumerated() {
-                videos.append(
-                    try await media.video(
-                        url, field: "elements[\(index)].video_urls[\(number)]", as: "element\(index)-video\(number)", into: scratch))
-            }
             // Shown where mentioned: a video element's frames, otherwise its first reference image.
             let shots = plan.shots(mentioning: element.name)
-            let source = videos.first.map { FilterGraphBuilder.ElementOverlay.Source.video(file: $0.file) } ?? images.first.map { .image($0.still) }
+            let source =
+                video("elements[\(index)].video_urls[0]").map { FilterGraphBuilder.ElementOverlay.Source.video(file: $0.file) }
+                ?? image("elements[\(index)].image_urls[0]").map { .image($0.still) }
             guard !shots.isEmpty, let source else { continue }
             let labelFile = "element\(index).txt"
             try Self.write(element.name, to: scratch.appendingPathComponent(labelFile))

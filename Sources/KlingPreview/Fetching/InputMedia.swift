@@ -33,6 +33,43 @@ struct InputMedia: Sendable {
     var maxImageBytes: Int
     var maxVideoBytes: Int
 
+    /// One input to fetch: an image or a video element, the request field it came from, and its scratch file name.
+    struct Input: Sendable, Hashable {
+        var url: String
+        var field: String
+        var name: String
+        var isVideo = false
+    }
+
+    /// A fetched and checked input.
+    enum Fetched: Sendable, Hashable {
+        case image(Image)
+        case video(Video)
+    }
+
+    /// Fetches and checks every input at once (downloads and probes overlap), returning them in order. When several
+    /// fail, the error of the first in order is thrown, so the reason a task gives does not depend on timing.
+    func fetchAll(_ inputs: [Input], into directory: URL) async throws -> [Fetched] {
+        try await withThrowingTaskGroup(of: (Int, Result<Fetched, any Error>).self) { group in
+            for (index, input) in inputs.enumerated() {
+                group.addTask {
+                    do {
+                        if input.isVideo {
+                            return (index, .success(.video(try await video(input.url, field: input.field, as: input.name, into: directory))))
+                        }
+                        return (index, .success(.image(try await image(input.url, field: input.field, as: input.name, into: directory))))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var results = [Result<Fetched, any Error>?](repeating: nil, count: inputs.count)
+            for try await (index, result) in group { results[index] = result }
+            try Task.checkCancellation()
+            return try results.map { try $0!.get() }
+        }
+    }
+
     /// Downloads `url` to `name` in `directory`; anything but a usable JPEG or PNG throws 422 naming `field`.
     func image(_ url: String, field: String, as name: String, into directory: URL) async throws -> Image {
         let file = directory.appendingPathComponent(name)

@@ -100,6 +100,9 @@ struct FilterGraphBuilder: Sendable {
                 } else {
                     segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
                 }
+            } else if index == plan.shots.count - 1, let lastInput {
+                // Several shots and a last image: the last shot moves to rest on it.
+                segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
             } else {
                 segment = colourClip(look: looks[index], frames: shot.frames)
             }
