@@ -74,6 +74,28 @@ struct HTTPInputFetcherTests {
         }
     }
 
+    @Test func connectsToTheAddressThatWasCheckedNotToASecondLookUp() async throws {
+        let file = scratchFile()
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await InputServer.with { inputs in
+            // Only the fetcher's own (fake) name server knows this name; the system resolver does not. The download
+            // works, so the connection used the checked answer and never asked DNS again (no rebinding window).
+            var configuration = HTTPInputFetcher.Configuration()
+            configuration.exemptAddresses = [IPAddress("127.0.0.1")!]
+            configuration.resolve = { name in
+                guard name == "images.kling-test.invalid" else { throw HostResolver.Failed(description: "unknown \(name)") }
+                return [IPAddress("127.0.0.1")!]
+            }
+            let url = inputs.url("host", host: "images.kling-test.invalid")
+            try await HTTPInputFetcher(configuration: configuration).fetch(url, field: "image_urls[0]", maxBytes: 1000, to: file)
+            #expect(try String(contentsOf: file, encoding: .utf8) == "images.kling-test.invalid:\(inputs.port)")
+            // A name with a private address among its answers is refused, even when another answer is public.
+            configuration.resolve = { _ in [IPAddress("93.184.216.34")!, IPAddress("10.0.0.7")!] }
+            let error = await fetchError(HTTPInputFetcher(configuration: configuration), url)
+            #expect(error?.message.contains("images.kling-test.invalid resolves to 10.0.0.7, a private (10.0.0.0/8) address") == true)
+        }
+    }
+
     @Test(arguments: [
         "http://127.0.0.2:{port}/start.png", "http://169.254.169.254/latest/meta-data/",
         "http://10.1.2.3/a.png", "http://[::1]:{port}/start.png", "http://[::ffff:127.0.0.1]:{port}/start.png",

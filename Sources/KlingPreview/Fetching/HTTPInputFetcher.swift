@@ -25,6 +25,8 @@ public struct HTTPInputFetcher: InputFetching {
         public var allowPrivateAddresses = false
         /// Addresses exempt from the address rule while it is on (tests: one loopback address stands in for a public host).
         var exemptAddresses: Set<IPAddress> = []
+        /// Resolves a host name (tests: a fake name server, to show the connection goes where the check said).
+        var resolve: @Sendable (String) async throws -> [IPAddress] = { try await HostResolver.addresses(of: $0) }
 
         public init() {}
     }
@@ -88,7 +90,11 @@ public struct HTTPInputFetcher: InputFetching {
         let host = rawHost.hasPrefix("[") && rawHost.hasSuffix("]") ? String(rawHost.dropFirst().dropLast()) : rawHost
         let addresses: [IPAddress]
         do {
-            addresses = try await HostResolver.addresses(of: host)
+            if let literal = IPAddress(host) {
+                addresses = [literal]
+            } else {
+                addresses = try await configuration.resolve(host)
+            }
         } catch {
             throw EngineError.badInput("\(field): could not fetch \(via)\(url): \(error)")
         }
