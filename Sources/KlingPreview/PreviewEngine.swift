@@ -32,6 +32,9 @@ public struct PreviewEngine: VideoEngine {
         public var fontFile = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         /// Largest accepted image input in bytes. Default 10 MB.
         public var maxImageBytes = 10 * 1024 * 1024
+        /// ffmpeg processes run at once for one render (each shot and the audio render separately, then are joined).
+        /// Default: the number of cores, at least 2.
+        public var parallelRenders = max(2, ProcessInfo.processInfo.activeProcessorCount)
         /// Largest accepted video element in bytes. Default 50 MB.
         public var maxVideoBytes = 50 * 1024 * 1024
 
@@ -59,7 +62,7 @@ public struct PreviewEngine: VideoEngine {
         let looks = plan.shots.enumerated().map { PreviewLook(prompt: $0.element.prompt, index: $0.offset) }
         let media = InputMedia(
             fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
-            maxVideoBytes: configuration.maxVideoBytes)
+            maxVideoBytes: configuration.maxVideoBytes, ffmpeg: configuration.ffmpeg)
 
         // Inputs, all fetched and checked before anything is rendered: the first frame (it decides the size), the
         // last frame, and every reference of every element, also of elements no shot mentions.
@@ -158,12 +161,51 @@ public struct PreviewEngine: VideoEngine {
             try? fileManager.removeItem(at: partialVideo)
             try? fileManager.removeItem(at: partialCover)
         }
-        let outcome = try await ProcessRunner.runFFmpeg(
-            configuration.ffmpeg, builder.arguments(video: partialVideo.path, cover: partialCover.path), in: scratch
-        ) { frame in await reporter.frame(frame) }
+        // Each shot renders as its own ffmpeg process (video only; shot 1 also writes the cover) and the audio as
+        // another, up to `parallelRenders` at once; then the segments and the audio are joined by stream copy.
+        // Separate processes use both cores where one filter graph runs mostly on one.
+        enum Piece: Sendable {
+            case shot(Int)
+            case audio
+        }
+        let pieces = (request.hasAudio ? [Piece.audio] : []) + plan.shots.indices.map { Piece.shot($0) }
+        let ffmpeg = configuration.ffmpeg
+        let coverPath = partialCover.path
+        @Sendable func render(_ piece: Piece) async throws {
+            let outcome: ProcessRunner.Outcome
+            switch piece {
+            case .audio:
+                outcome = try await ProcessRunner.run(ffmpeg, builder.audioArguments(output: "audio.m4a"), in: scratch)
+            case .shot(let index):
+                let arguments = builder.segmentArguments(shot: index, video: "segment\(index).mp4", cover: index == 0 ? coverPath : nil)
+                outcome = try await ProcessRunner.runFFmpeg(ffmpeg, arguments, in: scratch) { frame in
+                    await reporter.frame(frame, segment: index)
+                }
+            }
+            try Task.checkCancellation()
+            guard outcome.succeeded else {
+                throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var waiting = pieces[...]
+            for piece in waiting.prefix(max(1, configuration.parallelRenders)) {
+                group.addTask { try await render(piece) }
+                waiting.removeFirst()
+            }
+            while try await group.next() != nil {
+                if let piece = waiting.popFirst() { group.addTask { try await render(piece) } }
+            }
+        }
+        let list = "ffconcat version 1.0\n" + plan.shots.indices.map { "file segment\($0).mp4\n" }.joined()
+        try Self.write(list, to: scratch.appendingPathComponent("segments.ffconcat"))
+        let mux = try await ProcessRunner.run(
+            configuration.ffmpeg,
+            FilterGraphBuilder.muxArguments(list: "segments.ffconcat", audio: request.hasAudio ? "audio.m4a" : nil, video: partialVideo.path),
+            in: scratch)
         try Task.checkCancellation()
-        guard outcome.succeeded else {
-            throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+        guard mux.succeeded else {
+            throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(mux.standardError))")
         }
         try Self.moveIntoPlace(partialCover, as: cover)
         try Self.moveIntoPlace(partialVideo, as: video)

@@ -259,6 +259,32 @@ struct HTTPInputFetcherTests {
         }
     }
 
+    @Test func readsSizesFromHeadersAndDecodesEveryImageBeforeRendering() async throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await InputServer.with { inputs in
+            let good = try await media().fetchAll(
+                [
+                    .init(url: inputs.url("start.png"), field: "image_urls[0]", name: "a"),
+                    .init(url: inputs.url("photo.jpg"), field: "image_urls[1]", name: "b"),
+                ],
+                into: directory)
+            #expect(
+                good == [
+                    .image(.init(file: "a", demuxer: "png_pipe", width: 640, height: 480)),
+                    .image(.init(file: "b", demuxer: "jpeg_pipe", width: 500, height: 400)),
+                ])
+            let error = await #expect(throws: EngineError.self) {
+                try await media().fetchAll(
+                    [
+                        .init(url: inputs.url("start.png"), field: "image_urls[0]", name: "c"),
+                        .init(url: inputs.url("truncated.png"), field: "elements[0].image_urls[0]", name: "d"),
+                    ], into: directory)
+            }
+            #expect(error?.message == "elements[0].image_urls[0]: \(inputs.url("truncated.png")) could not be decoded as an image")
+        }
+    }
+
     @Test func probesVideoElements() async throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -45,8 +45,8 @@ actor ProgressLog {
 /// Test inputs served by a real HTTP server on loopback (Hummingbird), standing in for a client's image host.
 ///
 /// Files: `start.png` (640x480 test card), `end.png` (640x480 bars), `red.png` and `blue.png` (400x400 solid colours),
-/// `tiny.png` (200x200), `wide.png` (1000x300), `png-named.gif` (a PNG under a GIF name and Content-Type),
-/// `clip.mp4` (2 s 480x480 H.264, red with a moving yellow square), `not-an-image.png` (text). Routes: `/stream?bytes=N` streams N bytes without a
+/// `tiny.png` (200x200), `photo.jpg` (500x400 JPEG), `wide.png` (1000x300), `png-named.gif` (a PNG under a GIF name and Content-Type),
+/// `clip.mp4` (2 s 480x480 H.264, red with a moving yellow square), `not-an-image.png` (text), `truncated.png` (`start.png` cut after 3000 bytes). Routes: `/stream?bytes=N` streams N bytes without a
 /// Content-Length; `/redirect?to=URL` answers 302 to URL; `/hops/N` redirects N times before serving `start.png`;
 /// `/host` answers the request's Host header.
 struct InputServer: Sendable {
@@ -69,6 +69,9 @@ struct InputServer: Sendable {
                     directory.appendingPathComponent(name).path,
                 ])
         }
+        try Tool.run(
+            "ffmpeg",
+            ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=500x400", "-frames:v", "1", directory.appendingPathComponent("photo.jpg").path])
         // A red clip with a yellow square moving across it: a video element whose frames change.
         try Tool.run(
             "ffmpeg",
@@ -79,6 +82,8 @@ struct InputServer: Sendable {
                 directory.appendingPathComponent("clip.mp4").path,
             ])
         try Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
+        // A PNG cut off after its header: the size reads fine, the pixels do not decode.
+        try Data(contentsOf: directory.appendingPathComponent("start.png")).prefix(3000).write(to: directory.appendingPathComponent("truncated.png"))
         return directory
     }
 

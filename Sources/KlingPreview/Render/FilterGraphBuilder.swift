@@ -53,8 +53,10 @@ struct FilterGraphBuilder: Sendable {
     static let fps = 24
     static let sampleRate = 48_000
 
-    /// The full argument list (without progress options) writing the MP4 to `video` and the JPEG to `cover`.
-    func arguments(video: String, cover: String) -> [String] {
+    /// Arguments (without progress options) rendering shot `shot` alone as a video-only MP4 segment to `video`, and,
+    /// given `cover`, its first frame as the JPEG cover. Shots render as separate processes side by side; ``muxArguments``
+    /// joins the segments (stream copy) with the audio from ``audioArguments``.
+    func segmentArguments(shot index: Int, video: String, cover: String?) -> [String] {
         var inputs: [String] = []
         var inputCount = 0
         func addInput(_ options: [String]) -> Int {
@@ -65,88 +67,91 @@ struct FilterGraphBuilder: Sendable {
         func addStill(_ still: Still) -> Int {
             addInput(["-f", still.demuxer, "-framerate", "\(Self.fps)", "-i", still.file])
         }
-        let firstInput = firstFrame.map(addStill)
-        let lastInput = lastFrame.map(addStill)
-        let shown = elementsShown()
-        // Per element, the input each showing shot reads: one decoded image shared by its shots, or for a video one
-        // looped input per shot (each shot plays the video from its start, and no frames pile up in a split).
+        let shot = plan.shots[index]
+        let single = plan.shots.count == 1
+        let firstInput = index == 0 ? firstFrame.map(addStill) : nil
+        let lastInput = index == plan.shots.count - 1 ? lastFrame.map(addStill) : nil
+        let all = elementsShown()
+        let shown = all.indices.map { $0 == index ? all[$0] : [] }
+        // Per element shown here, its input: a decoded image, or a video looped for as long as the shot lasts.
         var elementInputs: [Int: [Int: Int]] = [:]
-        for index in elements.indices {
-            let shots = shown.indices.filter { shown[$0].contains(index) }
-            guard !shots.isEmpty else { continue }
-            switch elements[index].source {
-            case .image(let still):
-                let input = addStill(still)
-                elementInputs[index] = Dictionary(uniqueKeysWithValues: shots.map { ($0, input) })
-            case .video(let file):
-                elementInputs[index] = Dictionary(uniqueKeysWithValues: shots.map { ($0, addInput(["-stream_loop", "-1", "-i", file])) })
-            }
-        }
-        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
-        if audio {
-            for shot in speech.keys.sorted() {
-                for clip in speech[shot] ?? [] { speechInputs.append((shot, clip, addInput(["-i", clip.file]))) }
+        for element in shown[index] {
+            switch elements[element].source {
+            case .image(let still): elementInputs[element] = [index: addStill(still)]
+            case .video(let file): elementInputs[element] = [index: addInput(["-stream_loop", "-1", "-i", file])]
             }
         }
 
-        var chains: [String] = []
-        chains += elementChains(inputs: elementInputs, shown: shown)
-        for (index, shot) in plan.shots.enumerated() {
-            var segment: String
-            if index == 0, let firstInput {
-                if let lastInput, plan.shots.count == 1 {
-                    chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
-                    segment = "[dissolved]null"
-                } else {
-                    segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
-                }
-            } else if index == plan.shots.count - 1, let lastInput {
-                // Several shots and a last image: the last shot moves to rest on it.
-                segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
-            } else {
-                segment = colourClip(look: looks[index], frames: shot.frames)
+        var chains = elementChains(inputs: elementInputs, shown: shown)
+        var segment: String
+        if let firstInput, let lastInput, single {
+            chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
+            segment = "[dissolved]null"
+        } else if let firstInput {
+            segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
+        } else if let lastInput, !single {
+            // Several shots and a last image: the last shot moves to rest on it.
+            segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
+        } else {
+            segment = colourClip(look: looks[index], frames: shot.frames)
+        }
+        if !shown[index].isEmpty {
+            chains.append("\(segment)[shot\(index)bare]")
+            var current = "shot\(index)bare"
+            for (slot, element) in shown[index].enumerated() {
+                let next = "shot\(index)el\(slot)"
+                chains.append(
+                    "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
+                        + ":eof_action=repeat[\(next)]")
+                current = next
             }
-            if !shown[index].isEmpty {
-                chains.append("\(segment)[shot\(index)bare]")
-                var current = "shot\(index)bare"
-                for (slot, element) in shown[index].enumerated() {
-                    let next = "shot\(index)el\(slot)"
-                    chains.append(
-                        "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
-                            + ":eof_action=repeat[\(next)]")
-                    current = next
-                }
-                segment = "[\(current)]null"
-            }
-            chains.append("\(segment),\(captionFilter(file: captionFiles[index]))[s\(index)]")
+            segment = "[\(current)]null"
         }
         let labelSize = max(14, size.height / 40)
-        let shotLabels = plan.shots.indices.map { "[s\($0)]" }.joined()
         chains.append(
-            "\(shotLabels)concat=n=\(plan.shots.count):v=1:a=0,"
+            "\(segment),\(captionFilter(file: captionFiles[index])),"
                 + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
                 + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
-                + "format=yuv420p,split=2[v][coversource]")
-        // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
-        chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
-        if audio { chains += audioChains(speechInputs: speechInputs) }
-
-        var videoOutput = ["-map", "[v]"] + (audio ? ["-map", "[a]"] : [])
-        videoOutput += [
-            "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
-            "-flags:v", "+bitexact",
+                + "trim=end_frame=\(shot.frames),format=yuv420p" + (cover == nil ? "[v]" : ",split=2[v][coversource]"))
+        var outputs = [
+            "-map", "[v]", "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
+            "-flags:v", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", video,
         ]
-        if audio {
-            videoOutput += ["-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact"]
+        if let cover {
+            // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
+            chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
+            outputs += [
+                "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
+                "-map_metadata", "-1", "-f", "mjpeg", cover,
+            ]
         }
-        videoOutput += ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
-        let coverOutput = [
-            "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
-            "-map_metadata", "-1", "-f", "mjpeg", cover,
-        ]
+        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
+    }
+
+    /// Arguments rendering the whole audio track (AAC in MP4) to `output`; only called when audio is on.
+    func audioArguments(output: String) -> [String] {
+        var inputs: [String] = []
+        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
+        for shot in speech.keys.sorted() {
+            for clip in speech[shot] ?? [] {
+                speechInputs.append((shot, clip, speechInputs.count))
+                inputs += ["-i", clip.file]
+            }
+        }
         return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs
-            + ["-filter_complex", chains.joined(separator: ";\n")]
-            + videoOutput + coverOutput
+            + ["-filter_complex", audioChains(speechInputs: speechInputs).joined(separator: ";\n")]
+            + [
+                "-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact",
+                "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", output,
+            ]
+    }
+
+    /// Arguments joining the segments listed in `list` (an ffconcat file) and the optional audio file into `video`
+    /// by stream copy, with the index first.
+    static func muxArguments(list: String, audio: String?, video: String) -> [String] {
+        ["-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", list]
+            + (audio.map { ["-i", $0, "-map", "0:v", "-map", "1:a"] } ?? ["-map", "0:v"])
+            + ["-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
     }
 
     // MARK: - Video pieces
