@@ -46,7 +46,7 @@ struct TestServer {
         // Test inputs are served from loopback, so the development switch is on.
         var fetching = HTTPInputFetcher.Configuration()
         fetching.allowPrivateAddresses = true
-        fetching.connectTimeout = .seconds(1)
+        fetching.connectTimeout = .seconds(2)
         let engine = PreviewEngine(fetcher: HTTPInputFetcher(configuration: fetching))
         let app = try buildApplication(configuration: configuration, store: store, engine: engine, logger: logger)
         return try await app.test(.ahc(.http), body)
