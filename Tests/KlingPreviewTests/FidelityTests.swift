@@ -122,6 +122,13 @@ struct FidelityTests {
         }
     }
 
+    @Test func generatedShotsMove() async throws {
+        let (output, root) = try await render(GenerationRequest(prompt: "a quiet harbour", duration: 3, aspectRatio: .landscape, mode: .std))
+        defer { try? FileManager.default.removeItem(at: root) }
+        let similarity = try FrameStatistics.ssim(output.videoFile, frame: 0, against: 36)
+        #expect(similarity < 0.995, "frames 0 and 36 differ: \(similarity)")
+    }
+
     // MARK: - Elements
 
     /// Mean chroma of an element slot's image area at 720 px height in a 1280 px wide frame (slot 0 or 1).

@@ -220,6 +220,20 @@ enum FrameStatistics {
         return Double(number) ?? 0
     }
 
+    /// SSIM between frames `a` and `b` of the same video.
+    static func ssim(_ video: URL, frame a: Int, against b: Int) throws -> Double {
+        let output = try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "info", "-i", video.path, "-i", video.path, "-filter_complex",
+                "[0:v]trim=start_frame=\(a):end_frame=\(a + 1),setpts=PTS-STARTPTS[a];"
+                    + "[1:v]trim=start_frame=\(b):end_frame=\(b + 1),setpts=PTS-STARTPTS[b];[a][b]ssim",
+                "-f", "null", "-",
+            ])
+        guard let range = output.range(of: "All:") else { return 0 }
+        return Double(output[range.upperBound...].prefix { $0 == "." || $0.isNumber }) ?? 0
+    }
+
     /// Frame numbers where ffmpeg's scene detection sees a cut (scene score above `threshold`).
     static func sceneCuts(_ video: URL, threshold: Double = 0.3) throws -> [Int] {
         let output = try Tool.run(

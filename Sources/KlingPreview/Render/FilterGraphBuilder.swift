@@ -1,9 +1,10 @@
 import Foundation
 
-/// Builds the one ffmpeg invocation that renders a preview: inputs, the filter graph and both outputs (video, cover).
+/// Builds the ffmpeg invocations that render a preview: one per shot (a video-only segment; shot 1 also writes the
+/// cover), one for the audio track, and the stream-copy join of both into the final MP4.
 ///
-/// The video is built to an exact frame count by construction: every shot is trimmed to whole frames and the shots are
-/// concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
+/// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the segments
+/// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
 /// pieces (never whole streams). Audio is cut in samples. File names in the graph are relative to the working directory
 /// (the scratch folder), so no path ever needs escaping inside the graph; caption text comes from files
 /// (`textfile=` with `expansion=none`), so prompts need no escaping either.
@@ -93,7 +94,8 @@ struct FilterGraphBuilder: Sendable {
             // Several shots and a last image: the last shot moves to rest on it.
             segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
         } else {
-            segment = colourClip(look: looks[index], frames: shot.frames)
+            chains += colourClip(look: looks[index], frames: shot.frames)
+            segment = "[colour]null"
         }
         if !shown[index].isEmpty {
             chains.append("\(segment)[shot\(index)bare]")
@@ -159,16 +161,25 @@ struct FilterGraphBuilder: Sendable {
     private var font: String { fontFile.map { "fontfile=\(Self.escape($0))" } ?? "font=Sans" }
     private var margin: Int { max(8, size.height / 30) / 2 * 2 }
 
-    /// A generated shot: the look's background with shapes moving across it.
-    private func colourClip(look: PreviewLook, frames: Int) -> String {
+    /// A generated shot: the look's background with three shapes moving across it, labelled `[colour]`.
+    ///
+    /// The shapes are overlaid sources: overlay evaluates its position per frame with `t` as the time (in drawbox, `t`
+    /// is the box's thickness, so drawbox shapes cannot move).
+    private func colourClip(look: PreviewLook, frames: Int) -> [String] {
         let w = size.width, h = size.height
         let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
-        return "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
-            + "drawbox=x='mod(t*\(speedX),iw+iw/5)-iw/5':y='ih/4+mod(t*\(speedY),ih/2)':w=iw/5:h=ih/5"
-            + ":color=\(look.accent)@0.9:t=fill,"
-            + "drawbox=x='iw-mod(t*\(speedY * 2),iw+iw/9)':y=ih/8:w=iw/9:h=ih/9:color=\(look.accent)@0.6:t=fill,"
-            + "drawbox=x='iw/2+iw/3*sin(t*\(look.speedX % 5 + 1)/3)':y='ih*3/5+ih/8*cos(t)':w=ih/12:h=ih/12"
-            + ":color=white@0.5:t=fill"
+        func shape(_ colour: String, _ width: Double, _ height: Double, _ label: String) -> String {
+            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps),format=yuva420p[\(label)]"
+        }
+        return [
+            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS[colourbg]",
+            shape("\(look.accent)@0.9", Double(w) / 5, Double(h) / 5, "shapea"),
+            shape("\(look.accent)@0.6", Double(w) / 9, Double(h) / 9, "shapeb"),
+            shape("white@0.5", Double(h) / 12, Double(h) / 12, "shapec"),
+            "[colourbg][shapea]overlay=x='mod(t*\(speedX)+W/3,W+w)-w':y='H/4+mod(t*\(speedY),H/2)':shortest=1[coloura]",
+            "[coloura][shapeb]overlay=x='W-mod(t*\(speedY * 2),W+w)':y=H/8:shortest=1[colourb]",
+            "[colourb][shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)':shortest=1,format=yuv420p[colour]",
+        ]
     }
 
     /// A still image fitted to the frame at its aspect (black bars where the aspects differ), moved by the shot's
