@@ -168,17 +168,18 @@ struct FilterGraphBuilder: Sendable {
     private func colourClip(look: PreviewLook, frames: Int) -> [String] {
         let w = size.width, h = size.height
         let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
+        // Opaque shapes in colours pre-blended with the background: overlay then copies pixels instead of blending.
         func shape(_ colour: String, _ width: Double, _ height: Double, _ label: String) -> String {
-            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps),format=yuva420p[\(label)]"
+            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps)[\(label)]"
         }
         return [
             "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS[colourbg]",
-            shape("\(look.accent)@0.9", Double(w) / 5, Double(h) / 5, "shapea"),
-            shape("\(look.accent)@0.6", Double(w) / 9, Double(h) / 9, "shapeb"),
-            shape("white@0.5", Double(h) / 12, Double(h) / 12, "shapec"),
+            shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.9), Double(w) / 5, Double(h) / 5, "shapea"),
+            shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.6), Double(w) / 9, Double(h) / 9, "shapeb"),
+            shape(PreviewLook.blend("0xffffff", over: look.background, opacity: 0.5), Double(h) / 12, Double(h) / 12, "shapec"),
             "[colourbg][shapea]overlay=x='mod(t*\(speedX)+W/3,W+w)-w':y='H/4+mod(t*\(speedY),H/2)':shortest=1[coloura]",
             "[coloura][shapeb]overlay=x='W-mod(t*\(speedY * 2),W+w)':y=H/8:shortest=1[colourb]",
-            "[colourb][shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)':shortest=1,format=yuv420p[colour]",
+            "[colourb][shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)':shortest=1[colour]",
         ]
     }
 
