@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test.
+# Suites run one after another: several render video or stream 100 MB through a debug build, and on a 2-core
+# machine running them side by side starves the ones that wait on renders and callbacks (about 3 minutes in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build --no-parallel

@@ -4,9 +4,14 @@ import KlingAPI
 import KlingCore
 import KlingPreview
 
-struct LocalNoFetch: InputFetching {
+/// Serves benchmark inputs from a local folder (`bench://name`): the benchmark times rendering, not the network.
+struct LocalFetcher: InputFetching {
+    let directory: URL
+
     func fetch(_ url: String, field: String, maxBytes: Int, to destination: URL) async throws {
-        throw EngineError.badInput("\(field): this benchmark uses no inputs")
+        guard url.hasPrefix("bench://") else { throw EngineError.badInput("\(field): this benchmark serves only bench:// inputs") }
+        try? FileManager.default.removeItem(at: destination)
+        try FileManager.default.copyItem(at: directory.appendingPathComponent(String(url.dropFirst(8))), to: destination)
     }
 }
 
@@ -17,51 +22,93 @@ func time(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
-func bareEncode(width: Int, height: Int, seconds: Int, preset: String, to file: URL) throws {
+func ffmpeg(_ arguments: [String]) throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height):rate=24",
-        "-frames:v", "\(seconds * 24)", "-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", "-movflags", "+faststart",
-        file.path,
-    ]
+    process.arguments = ["ffmpeg", "-v", "error", "-y"] + arguments
     try process.run()
     process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw EngineError.renderFailed("ffmpeg failed: \(arguments)") }
 }
 
-let engine = PreviewEngine(fetcher: LocalNoFetch())
+func bareEncode(width: Int, height: Int, seconds: Int, preset: String, to file: URL) throws {
+    try ffmpeg([
+        "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height):rate=24", "-frames:v", "\(seconds * 24)", "-c:v", "libx264", "-preset", preset,
+        "-pix_fmt", "yuv420p", "-movflags", "+faststart", file.path,
+    ])
+}
+
 let preset = PreviewEngine.Configuration().preset
 let root = FileManager.default.temporaryDirectory.appendingPathComponent("kling-render-bench-\(UUID().uuidString)")
-try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+let inputs = root.appendingPathComponent("inputs")
+try FileManager.default.createDirectory(at: inputs, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: root) }
+// 16:9 stills (so the output keeps the mode's 16:9 size) and two element images.
+for (name, source) in [
+    ("first.png", "testsrc2=size=1920x1080"), ("last.png", "smptehdbars=size=1920x1080"), ("robot.png", "mandelbrot=size=600x600"),
+    ("lamp.jpg", "testsrc=size=500x500"),
+] {
+    try ffmpeg(["-f", "lavfi", "-i", source, "-frames:v", "1", inputs.appendingPathComponent(name).path])
+}
+let engine = PreviewEngine(fetcher: LocalFetcher(directory: inputs))
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
 
-print("| size | duration | preview render (s) | bare x264 encode (s) | ratio | per output second (s) |")
-print("|---|---|---|---|---|---|")
+/// Median render and bare-encode seconds for `request` at `width`x`height`, `seconds` long.
+func measure(_ request: GenerationRequest, width: Int, height: Int, seconds: Int, name: String) async throws -> (render: Double, bare: Double) {
+    var renders: [Double] = []
+    var bares: [Double] = []
+    for run in 0..<repeats {
+        let out = root.appendingPathComponent("\(name)-\(run)")
+        let scratch = out.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let job = RenderJob(taskID: "bench", request: request, outputDirectory: out, scratchDirectory: scratch)
+        renders.append(try await time { _ = try await engine.render(job) { _ in } })
+        bares.append(
+            try await time {
+                try bareEncode(width: width, height: height, seconds: seconds, preset: preset, to: out.appendingPathComponent("bare.mp4"))
+            })
+        try? FileManager.default.removeItem(at: out)
+    }
+    return (renders.sorted()[renders.count / 2], bares.sorted()[bares.count / 2])
+}
+
+func row(_ label: String, width: Int, height: Int, seconds: Int, _ result: (render: Double, bare: Double)) -> String {
+    String(
+        format: "| %@ | %dx%d | %d s | %.2f | %.2f | %.2fx | %.3f |", label, width, height, seconds, result.render, result.bare,
+        result.render / result.bare, result.render / Double(seconds))
+}
+
+print("| request | size | duration | preview render (s) | bare x264 encode (s) | ratio | render per output second (s) |")
+print("|---|---|---|---|---|---|---|")
 for (mode, width, height) in [(GenerationRequest.Mode.std, 1280, 720), (.pro, 1920, 1080)] {
     for seconds in [5, 15] {
-        var request = GenerationRequest(
+        let request = GenerationRequest(
             prompt: "A lighthouse on a cliff at dusk. \"Keep the light burning,\" she says.", duration: seconds, aspectRatio: .landscape, mode: mode,
-            audio: true)
-        request = request.normalized()
-        var renders: [Double] = []
-        var bares: [Double] = []
-        for run in 0..<repeats {
-            let out = root.appendingPathComponent("\(mode.rawValue)-\(seconds)-\(run)")
-            let scratch = out.appendingPathComponent("tmp")
-            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-            let job = RenderJob(taskID: "bench", request: request, outputDirectory: out, scratchDirectory: scratch)
-            renders.append(try await time { _ = try await engine.render(job) { _ in } })
-            bares.append(
-                try await time {
-                    try bareEncode(width: width, height: height, seconds: seconds, preset: preset, to: out.appendingPathComponent("bare.mp4"))
-                })
-        }
-        let render = renders.sorted()[renders.count / 2]
-        let bare = bares.sorted()[bares.count / 2]
-        print(
-            String(
-                format: "| %dx%d | %d s | %.2f | %.2f | %.2fx | %.3f |", width, height, seconds, render, bare, render / bare, render / Double(seconds)
-            ))
+            audio: true
+        ).normalized()
+        let result = try await measure(request, width: width, height: height, seconds: seconds, name: "single-\(mode.rawValue)-\(seconds)")
+        print(row("text, 1 shot, speech", width: width, height: height, seconds: seconds, result))
+    }
+}
+// The fidelity request: 3 shots with camera words, a first and a last image, 2 elements, dialogue of 2 speakers, audio.
+for (mode, width, height) in [(GenerationRequest.Mode.std, 1280, 720), (.pro, 1920, 1080), (.fourK, 3840, 2160)] {
+    for seconds in [5, 15] {
+        let (a, b, c) = seconds == 5 ? (2, 1, 2) : (5, 5, 5)
+        let request = GenerationRequest(
+            multiShot: true, shotType: .customize,
+            shots: [
+                .init(prompt: #"Slow push in as @robot says "Keep the light burning.""#, duration: a),
+                .init(prompt: #"Pan left across the harbour; @lamp flickers and Anna answers "It never goes out.""#, duration: b),
+                .init(prompt: "Pull back from @robot and @lamp as the storm passes", duration: c),
+            ],
+            duration: seconds, mode: mode,
+            imageURLs: ["bench://first.png", "bench://last.png"],
+            elements: [
+                .init(name: "robot", description: "a robot", imageURLs: ["bench://robot.png"]),
+                .init(name: "lamp", description: "a lamp", imageURLs: ["bench://lamp.jpg"]),
+            ]
+        ).normalized()
+        let result = try await measure(request, width: width, height: height, seconds: seconds, name: "full-\(mode.rawValue)-\(seconds)")
+        print(row("3 shots, first+last, 2 elements, dialogue", width: width, height: height, seconds: seconds, result))
     }
 }

@@ -32,6 +32,9 @@ public struct PreviewEngine: VideoEngine {
         public var fontFile = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         /// Largest accepted image input in bytes. Default 10 MB.
         public var maxImageBytes = 10 * 1024 * 1024
+        /// ffmpeg processes run at once for one render (each shot and the audio render separately, then are joined).
+        /// Default: the number of cores, at least 2.
+        public var parallelRenders = max(2, ProcessInfo.processInfo.activeProcessorCount)
         /// Largest accepted video element in bytes. Default 50 MB.
         public var maxVideoBytes = 50 * 1024 * 1024
 
@@ -59,30 +62,51 @@ public struct PreviewEngine: VideoEngine {
         let looks = plan.shots.enumerated().map { PreviewLook(prompt: $0.element.prompt, index: $0.offset) }
         let media = InputMedia(
             fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
-            maxVideoBytes: configuration.maxVideoBytes)
+            maxVideoBytes: configuration.maxVideoBytes, ffmpeg: configuration.ffmpeg)
 
-        // Inputs: the first frame decides the size; the last frame only counts for a single shot.
-        var size = FrameSize.forAspect(request.aspectRatio, mode: request.mode)
-        var firstFrame: InputMedia.Image?
-        var lastFrame: InputMedia.Image?
-        if let url = request.firstFrameURL {
-            let image = try await media.image(url, field: "image_urls[0]", as: "first", into: scratch)
-            size = FrameSize.forImage(width: image.width, height: image.height, mode: request.mode)
-            firstFrame = image
+        // Inputs, all fetched and checked before anything is rendered: the first frame (it decides the size), the
+        // last frame, and every reference of every element, also of elements no shot mentions.
+        // The API takes a last frame only for a single shot; given one with several shots, the last shot ends on it.
+        var inputs: [InputMedia.Input] = []
+        for (index, url) in request.imageURLs.prefix(2).enumerated() {
+            inputs.append(.init(url: url, field: "image_urls[\(index)]", name: index == 0 ? "first" : "last"))
         }
-        if let url = request.lastFrameURL {
-            lastFrame = try await media.image(url, field: "image_urls[1]", as: "last", into: scratch)
+        for (index, element) in request.elements.enumerated() {
+            for (number, url) in element.imageURLs.enumerated() {
+                inputs.append(.init(url: url, field: "elements[\(index)].image_urls[\(number)]", name: "element\(index)-\(number)"))
+            }
+            for (number, url) in element.videoURLs.enumerated() {
+                inputs.append(
+                    .init(url: url, field: "elements[\(index)].video_urls[\(number)]", name: "element\(index)-video\(number)", isVideo: true))
+            }
+        }
+        let fetched = Dictionary(uniqueKeysWithValues: zip(inputs.map(\.field), try await media.fetchAll(inputs, into: scratch)))
+        func image(_ field: String) -> InputMedia.Image? {
+            if case .image(let image)? = fetched[field] { return image }
+            return nil
+        }
+        func video(_ field: String) -> InputMedia.Video? {
+            if case .video(let video)? = fetched[field] { return video }
+            return nil
+        }
+
+        var size = FrameSize.forAspect(request.aspectRatio, mode: request.mode)
+        let firstFrame = image("image_urls[0]")
+        let lastFrame = image("image_urls[1]")
+        if let firstFrame {
+            size = FrameSize.forImage(width: firstFrame.width, height: firstFrame.height, mode: request.mode)
         }
         var elements: [FilterGraphBuilder.ElementOverlay] = []
         for (index, element) in request.elements.enumerated() {
-            // v1: an element shows its first image; video-only elements are not drawn.
+            // Shown where mentioned: a video element's frames, otherwise its first reference image.
             let shots = plan.shots(mentioning: element.name)
-            guard !shots.isEmpty, let url = element.imageURLs.first else { continue }
-            let image = try await media.image(
-                url, field: "elements[\(index)].image_urls[0]", as: "element\(index)", into: scratch)
+            let source =
+                video("elements[\(index)].video_urls[0]").map { FilterGraphBuilder.ElementOverlay.Source.video(file: $0.file) }
+                ?? image("elements[\(index)].image_urls[0]").map { .image($0.still) }
+            guard !shots.isEmpty, let source else { continue }
             let labelFile = "element\(index).txt"
             try Self.write(element.name, to: scratch.appendingPathComponent(labelFile))
-            elements.append(.init(image: image.still, labelFile: labelFile, shots: shots))
+            elements.append(.init(source: source, labelFile: labelFile, shots: shots))
         }
 
         var captionFiles: [String] = []
@@ -94,20 +118,28 @@ public struct PreviewEngine: VideoEngine {
         }
         try Self.write("KlingKit preview", to: scratch.appendingPathComponent("label.txt"))
 
-        var speech: [Int: String] = [:]
+        var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
         if request.hasAudio {
-            // Dialogue of every shot, spoken concurrently (espeak-ng is mostly start-up time).
+            // Every quoted line of every shot, spoken concurrently (espeak-ng is mostly start-up time), each named
+            // speaker with their own voice throughout the video.
             let synthesizer = SpeechSynthesizer(executable: configuration.espeak)
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
-                for (index, shot) in plan.shots.enumerated() {
-                    guard let line = SpeechSynthesizer.dialogue(in: shot.prompt) else { continue }
-                    let file = "speech\(index).wav"
-                    group.addTask {
-                        try await synthesizer.speak(line, to: scratch.appendingPathComponent(file))
-                        return (index, file)
+            let lines = plan.shots.map { SpeechSynthesizer.lines(in: $0.prompt) }
+            let voices = SpeechSynthesizer.voiceAssignments(lines)
+            try await withThrowingTaskGroup(of: (Int, Int, SpeechSynthesizer.Clip).self) { group in
+                for (shot, shotLines) in lines.enumerated() {
+                    for (number, line) in shotLines.enumerated() {
+                        let file = "speech\(shot)-\(number).wav"
+                        let voice = SpeechSynthesizer.voice(for: line, in: voices)
+                        group.addTask {
+                            let samples = try await synthesizer.speak(
+                                line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: FilterGraphBuilder.sampleRate)
+                            return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
+                        }
                     }
                 }
-                for try await (index, file) in group { speech[index] = file }
+                var spoken: [Int: [(Int, SpeechSynthesizer.Clip)]] = [:]
+                for try await (shot, number, clip) in group { spoken[shot, default: []].append((number, clip)) }
+                speech = spoken.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }
             }
         }
 
@@ -129,12 +161,51 @@ public struct PreviewEngine: VideoEngine {
             try? fileManager.removeItem(at: partialVideo)
             try? fileManager.removeItem(at: partialCover)
         }
-        let outcome = try await ProcessRunner.runFFmpeg(
-            configuration.ffmpeg, builder.arguments(video: partialVideo.path, cover: partialCover.path), in: scratch
-        ) { frame in await reporter.frame(frame) }
+        // Each shot renders as its own ffmpeg process (video only; shot 1 also writes the cover) and the audio as
+        // another, up to `parallelRenders` at once; then the segments and the audio are joined by stream copy.
+        // Separate processes use both cores where one filter graph runs mostly on one.
+        enum Piece: Sendable {
+            case shot(Int)
+            case audio
+        }
+        let pieces = (request.hasAudio ? [Piece.audio] : []) + plan.shots.indices.map { Piece.shot($0) }
+        let ffmpeg = configuration.ffmpeg
+        let coverPath = partialCover.path
+        @Sendable func render(_ piece: Piece) async throws {
+            let outcome: ProcessRunner.Outcome
+            switch piece {
+            case .audio:
+                outcome = try await ProcessRunner.run(ffmpeg, builder.audioArguments(output: "audio.m4a"), in: scratch)
+            case .shot(let index):
+                let arguments = builder.segmentArguments(shot: index, video: "segment\(index).mp4", cover: index == 0 ? coverPath : nil)
+                outcome = try await ProcessRunner.runFFmpeg(ffmpeg, arguments, in: scratch) { frame in
+                    await reporter.frame(frame, segment: index)
+                }
+            }
+            try Task.checkCancellation()
+            guard outcome.succeeded else {
+                throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var waiting = pieces[...]
+            for piece in waiting.prefix(max(1, configuration.parallelRenders)) {
+                group.addTask { try await render(piece) }
+                waiting.removeFirst()
+            }
+            while try await group.next() != nil {
+                if let piece = waiting.popFirst() { group.addTask { try await render(piece) } }
+            }
+        }
+        let list = "ffconcat version 1.0\n" + plan.shots.indices.map { "file segment\($0).mp4\n" }.joined()
+        try Self.write(list, to: scratch.appendingPathComponent("segments.ffconcat"))
+        let mux = try await ProcessRunner.run(
+            configuration.ffmpeg,
+            FilterGraphBuilder.muxArguments(list: "segments.ffconcat", audio: request.hasAudio ? "audio.m4a" : nil, video: partialVideo.path),
+            in: scratch)
         try Task.checkCancellation()
-        guard outcome.succeeded else {
-            throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+        guard mux.succeeded else {
+            throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(mux.standardError))")
         }
         try Self.moveIntoPlace(partialCover, as: cover)
         try Self.moveIntoPlace(partialVideo, as: video)

@@ -60,6 +60,8 @@ struct ShotPlanTests {
         #expect(dark.background != light.background)
         #expect(PreviewLook(prompt: "same", index: 0) == dark, "deterministic")
         #expect(StableHash.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(PreviewLook.blend("0xffffff", over: "0x000000", opacity: 0.5) == "0x808080")
+        #expect(PreviewLook.blend("0xff0000", over: "0x0000ff", opacity: 1) == "0xff0000")
     }
 
     @Test func captionsWrapToTheFrameWidth() {
@@ -73,10 +75,5 @@ struct ShotPlanTests {
     @Test func filterValuesAreEscapedForOptionAndGraphParsers() {
         #expect(FilterGraphBuilder.escape("/fonts/a:b,c.ttf") == #"/fonts/a\\:b\,c.ttf"#)
         #expect(FilterGraphBuilder.escape("/plain/DejaVuSans.ttf") == "/plain/DejaVuSans.ttf")
-    }
-
-    @Test func findsQuotedDialogue() {
-        #expect(SpeechSynthesizer.dialogue(in: #"She says "Hello there" and he answers “Hi”."#) == "Hello there. Hi")
-        #expect(SpeechSynthesizer.dialogue(in: "no dialogue") == nil)
     }
 }

@@ -27,11 +27,10 @@ func render(
 }
 
 extension HTTPInputFetcher {
-    /// A fetcher for inputs served from loopback: the private-address rule lifted, a short connect timeout.
+    /// A fetcher for inputs served from loopback: the private-address rule lifted, otherwise the defaults.
     static var development: HTTPInputFetcher {
         var configuration = Configuration()
         configuration.allowPrivateAddresses = true
-        configuration.connectTimeout = .seconds(1)
         return HTTPInputFetcher(configuration: configuration)
     }
 }
@@ -45,8 +44,8 @@ actor ProgressLog {
 /// Test inputs served by a real HTTP server on loopback (Hummingbird), standing in for a client's image host.
 ///
 /// Files: `start.png` (640x480 test card), `end.png` (640x480 bars), `red.png` and `blue.png` (400x400 solid colours),
-/// `tiny.png` (200x200), `wide.png` (1000x300), `png-named.gif` (a PNG under a GIF name and Content-Type),
-/// `clip.mp4` (2 s 480x480 H.264, red with a moving yellow square), `not-an-image.png` (text). Routes: `/stream?bytes=N` streams N bytes without a
+/// `tiny.png` (200x200), `photo.jpg` (500x400 JPEG), `wide.png` (1000x300), `png-named.gif` (a PNG under a GIF name and Content-Type),
+/// `clip.mp4` (2 s 480x480 H.264, red with a moving yellow square), `not-an-image.png` (text), `truncated.png` (`start.png` cut after 3000 bytes). Routes: `/stream?bytes=N` streams N bytes without a
 /// Content-Length; `/redirect?to=URL` answers 302 to URL; `/hops/N` redirects N times before serving `start.png`;
 /// `/host` answers the request's Host header.
 struct InputServer: Sendable {
@@ -69,16 +68,21 @@ struct InputServer: Sendable {
                     directory.appendingPathComponent(name).path,
                 ])
         }
+        try Tool.run(
+            "ffmpeg",
+            ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=500x400", "-frames:v", "1", directory.appendingPathComponent("photo.jpg").path])
         // A red clip with a yellow square moving across it: a video element whose frames change.
         try Tool.run(
             "ffmpeg",
             [
-                "-v", "error", "-y", "-f", "lavfi", "-i",
-                "color=c=red:size=480x480:rate=24,drawbox=x='mod(t*192,400)':y=200:w=80:h=80:color=yellow:t=fill",
-                "-frames:v", "48", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:size=480x480:rate=24", "-f", "lavfi", "-i",
+                "color=c=yellow:size=80x80:rate=24", "-filter_complex", "[0:v][1:v]overlay=x='mod(t*192,400)':y=200", "-frames:v", "48", "-c:v",
+                "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                 directory.appendingPathComponent("clip.mp4").path,
             ])
         try Data("this is text, not a PNG".utf8).write(to: directory.appendingPathComponent("not-an-image.png"))
+        // A PNG cut off after its header: the size reads fine, the pixels do not decode.
+        try Data(contentsOf: directory.appendingPathComponent("start.png")).prefix(3000).write(to: directory.appendingPathComponent("truncated.png"))
         return directory
     }
 
@@ -198,20 +202,58 @@ enum FrameStatistics {
         return Array(zip(values("YAVG"), values("VAVG"))).map { (y: $0.0, v: $0.1) }
     }
 
-    /// SSIM of frame `frame` of the video against the image fitted to the video size at its aspect (black bars).
-    static func ssim(_ video: URL, frame: Int, against image: URL, width: Int, height: Int) throws -> Double {
+    /// SSIM of frame `frame` of the video against the image fitted to the video size at its aspect (black bars);
+    /// with `view` (a `crop` filter's `w:h:x:y` over the fitted image), against that part of it scaled to the frame.
+    static func ssim(_ video: URL, frame: Int, against image: URL, width: Int, height: Int, view: String? = nil) throws -> Double {
+        let crop = view.map { ",crop=\($0),scale=\(width):\(height)" } ?? ""
         let output = try Tool.run(
             "ffmpeg",
             [
                 "-v", "info", "-i", video.path, "-i", image.path, "-filter_complex",
                 "[0:v]trim=start_frame=\(frame):end_frame=\(frame + 1),setpts=PTS-STARTPTS,format=yuv420p[a];"
                     + "[1:v]scale=\(width):\(height):force_original_aspect_ratio=decrease:force_divisible_by=2,"
-                    + "pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2,format=yuv420p[b];[a][b]ssim",
+                    + "pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2\(crop),format=yuv420p[b];[a][b]ssim",
                 "-f", "null", "-",
             ])
         guard let range = output.range(of: "All:") else { return 0 }
         let number = output[range.upperBound...].prefix { $0 == "." || $0.isNumber }
         return Double(number) ?? 0
+    }
+
+    /// SSIM between frames `a` and `b` of the same video.
+    static func ssim(_ video: URL, frame a: Int, against b: Int) throws -> Double {
+        let output = try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "info", "-i", video.path, "-i", video.path, "-filter_complex",
+                "[0:v]trim=start_frame=\(a):end_frame=\(a + 1),setpts=PTS-STARTPTS[a];"
+                    + "[1:v]trim=start_frame=\(b):end_frame=\(b + 1),setpts=PTS-STARTPTS[b];[a][b]ssim",
+                "-f", "null", "-",
+            ])
+        guard let range = output.range(of: "All:") else { return 0 }
+        return Double(output[range.upperBound...].prefix { $0 == "." || $0.isNumber }) ?? 0
+    }
+
+    /// Frame numbers where ffmpeg's scene detection sees a cut (scene score above `threshold`).
+    static func sceneCuts(_ video: URL, threshold: Double = 0.3) throws -> [Int] {
+        let output = try Tool.run(
+            "ffmpeg", ["-v", "info", "-i", video.path, "-vf", "select='gt(scene,\(threshold))',showinfo", "-an", "-f", "null", "-"])
+        return output.split(separator: "\n").compactMap { line in
+            guard line.contains("Parsed_showinfo"), let range = line.range(of: "pts_time:") else { return nil }
+            let number = line[range.upperBound...].prefix { $0 == "." || $0.isNumber }
+            return Double(number).map { Int(($0 * 24).rounded()) }
+        }
+    }
+
+    /// Overall RMS level in dB of the audio between `start` and `end` seconds.
+    static func rmsLevel(_ file: URL, from start: Double, to end: Double) throws -> Double {
+        let output = try Tool.run(
+            "ffmpeg", ["-v", "info", "-i", file.path, "-vn", "-af", "atrim=start=\(start):end=\(end),astats", "-f", "null", "-"])
+        let levels = output.split(separator: "\n").compactMap { line -> Double? in
+            guard let range = line.range(of: "RMS level dB: ") else { return nil }
+            return Double(line[range.upperBound...].trimmingCharacters(in: .whitespaces)) ?? -200
+        }
+        return levels.last ?? -200
     }
 }
 

@@ -224,7 +224,8 @@ struct FilesTests {
             let details = try #require(try await client.query(.market, id: id, key: server.key).data)
             #expect(details["state"] as? String == "success")
             #expect(details["resultJson"] is NSNull)
-            // The upload's link expired with it, and the file is gone from disk.
+            // The upload's link expired with it (links count whole seconds), and the file is gone from disk.
+            try await Task.sleep(for: .milliseconds(2100))
             #expect(try await client.execute(uri: try Self.pathAndQuery(uploadLink), method: .get) { $0.status } == .forbidden)
             let uploads = server.directory.appendingPathComponent("artifacts/uploads").path
             let left = FileManager.default.enumerator(atPath: uploads)?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix(".png") } ?? []

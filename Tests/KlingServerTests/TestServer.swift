@@ -64,7 +64,7 @@ struct TestServer {
         // Test inputs are served from loopback, so the development switch is on.
         var fetching = HTTPInputFetcher.Configuration()
         fetching.allowPrivateAddresses = allowPrivateFetches
-        fetching.connectTimeout = .seconds(1)
+        fetching.connectTimeout = .seconds(2)
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
             makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)

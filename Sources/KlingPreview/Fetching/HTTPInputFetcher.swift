@@ -25,6 +25,9 @@ public struct HTTPInputFetcher: InputFetching {
         public var allowPrivateAddresses = false
         /// Addresses exempt from the address rule while it is on (tests: one loopback address stands in for a public host).
         var exemptAddresses: Set<IPAddress> = []
+        /// Answers for host names that bypass the system resolver (tests: a fake name server, to show the connection
+        /// goes where the check said).
+        var fixedAnswers: [String: [IPAddress]] = [:]
 
         public init() {}
     }
@@ -88,7 +91,15 @@ public struct HTTPInputFetcher: InputFetching {
         let host = rawHost.hasPrefix("[") && rawHost.hasSuffix("]") ? String(rawHost.dropFirst().dropLast()) : rawHost
         let addresses: [IPAddress]
         do {
-            addresses = try await HostResolver.addresses(of: host)
+            if let literal = IPAddress(host) {
+                addresses = [literal]
+            } else {
+                if let answers = configuration.fixedAnswers[host] {
+                    addresses = answers
+                } else {
+                    addresses = try await HostResolver.addresses(of: host)
+                }
+            }
         } catch {
             throw EngineError.badInput("\(field): could not fetch \(via)\(url): \(error)")
         }

@@ -32,6 +32,67 @@ struct InputMedia: Sendable {
     var ffprobe: String
     var maxImageBytes: Int
     var maxVideoBytes: Int
+    /// ffmpeg, for decoding every fetched image in one process.
+    var ffmpeg = "ffmpeg"
+
+    /// One input to fetch: an image or a video element, the request field it came from, and its scratch file name.
+    struct Input: Sendable, Hashable {
+        var url: String
+        var field: String
+        var name: String
+        var isVideo = false
+    }
+
+    /// A fetched and checked input.
+    enum Fetched: Sendable, Hashable {
+        case image(Image)
+        case video(Video)
+    }
+
+    /// Fetches and checks every input at once (downloads and probes overlap), returning them in order. When several
+    /// fail, the error of the first in order is thrown, so the reason a task gives does not depend on timing.
+    func fetchAll(_ inputs: [Input], into directory: URL) async throws -> [Fetched] {
+        try await withThrowingTaskGroup(of: (Int, Result<Fetched, any Error>).self) { group in
+            for (index, input) in inputs.enumerated() {
+                group.addTask {
+                    do {
+                        if input.isVideo {
+                            return (index, .success(.video(try await video(input.url, field: input.field, as: input.name, into: directory))))
+                        }
+                        return (index, .success(.image(try await image(input.url, field: input.field, as: input.name, into: directory))))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var results = [Result<Fetched, any Error>?](repeating: nil, count: inputs.count)
+            for try await (index, result) in group { results[index] = result }
+            try Task.checkCancellation()
+            let fetched = try results.map { try $0!.get() }
+            try await checkImagesDecode(
+                zip(inputs, fetched).compactMap { input, item in
+                    if case .image(let image) = item { return (input, image) }
+                    return nil
+                }, in: directory)
+            return fetched
+        }
+    }
+
+    /// Decodes every image in one ffmpeg process (one start-up instead of one per image); when that fails, probes
+    /// each image to name the one at fault.
+    private func checkImagesDecode(_ images: [(Input, Image)], in directory: URL) async throws {
+        guard !images.isEmpty else { return }
+        var arguments = ["-nostdin", "-v", "error", "-xerror"]
+        for (_, image) in images { arguments += ["-f", image.demuxer, "-i", image.file] }
+        for index in images.indices { arguments += ["-map", "\(index):v"] }
+        let outcome = try await ProcessRunner.run(ffmpeg, arguments + ["-f", "null", "-"], in: directory)
+        try Task.checkCancellation()
+        guard !outcome.succeeded else { return }
+        for (input, image) in images {
+            try await probeImage(directory.appendingPathComponent(image.file), demuxer: image.demuxer, field: input.field, url: input.url)
+        }
+        throw EngineError.badInput("\(images.map(\.0.field).joined(separator: ", ")): the images could not all be decoded")
+    }
 
     /// Downloads `url` to `name` in `directory`; anything but a usable JPEG or PNG throws 422 naming `field`.
     func image(_ url: String, field: String, as name: String, into directory: URL) async throws -> Image {
@@ -42,6 +103,17 @@ struct InputMedia: Sendable {
         guard let demuxer = Self.imageDemuxer(magic) else {
             throw EngineError.badInput("\(field): \(url) is not a JPEG or PNG image (judged by its content)")
         }
+        // The size from the header, so the rules apply before any decoding; `fetchAll` then decodes every image.
+        var size = Self.headerSize(of: file)
+        if size == nil { size = try await probeImage(file, demuxer: demuxer, field: field, url: url) }
+        guard let (width, height) = size else { throw EngineError.badInput("\(field): \(url) could not be decoded as an image") }
+        try Self.checkDimensions(width: width, height: height, field: field, url: url)
+        return Image(file: name, demuxer: demuxer, width: width, height: height)
+    }
+
+    /// Decodes the image with ffprobe, returning its size; 422 naming `field` when it does not decode.
+    @discardableResult
+    private func probeImage(_ file: URL, demuxer: String, field: String, url: String) async throws -> (Int, Int) {
         let probe = try await ProcessRunner.run(
             ffprobe,
             [
@@ -53,8 +125,42 @@ struct InputMedia: Sendable {
         guard probe.succeeded, numbers.count == 3, numbers[0] > 0, numbers[1] > 0, numbers[2] > 0 else {
             throw EngineError.badInput("\(field): \(url) could not be decoded as an image")
         }
-        try Self.checkDimensions(width: numbers[0], height: numbers[1], field: field, url: url)
-        return Image(file: name, demuxer: demuxer, width: numbers[0], height: numbers[1])
+        return (numbers[0], numbers[1])
+    }
+
+    /// Width and height from a PNG's IHDR chunk or a JPEG's start-of-frame segment; `nil` when the header is unusual.
+    static func headerSize(of file: URL) -> (Int, Int)? {
+        guard let data = try? Data(contentsOf: file) else { return nil }
+        let bytes = [UInt8](data)
+        func be16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
+        func be32(_ at: Int) -> Int { be16(at) << 16 | be16(at + 2) }
+        if imageDemuxer(bytes) == "png_pipe" {
+            guard bytes.count >= 24, bytes[12..<16].elementsEqual("IHDR".utf8) else { return nil }
+            let size = (be32(16), be32(20))
+            return size.0 > 0 && size.1 > 0 ? size : nil
+        }
+        var offset = 2
+        while offset + 4 <= bytes.count {
+            guard bytes[offset] == 0xFF else { return nil }
+            let marker = bytes[offset + 1]
+            if marker == 0xFF {
+                offset += 1
+                continue
+            }
+            if marker == 0x01 || (0xD0...0xD8).contains(marker) {
+                offset += 2
+                continue
+            }
+            let length = be16(offset + 2)
+            if (0xC0...0xCF).contains(marker), ![0xC4, 0xC8, 0xCC].contains(marker) {
+                guard offset + 9 <= bytes.count else { return nil }
+                let size = (be16(offset + 7), be16(offset + 5))
+                return size.0 > 0 && size.1 > 0 ? size : nil
+            }
+            guard marker != 0xD9, marker != 0xDA, length >= 2 else { return nil }
+            offset += 2 + length
+        }
+        return nil
     }
 
     /// Downloads a video element's `url`; anything but a decodable MP4 or MOV with a video stream throws 422.

@@ -1,9 +1,10 @@
 import Foundation
 
-/// Builds the one ffmpeg invocation that renders a preview: inputs, the filter graph and both outputs (video, cover).
+/// Builds the ffmpeg invocations that render a preview: one per shot (a video-only segment; shot 1 also writes the
+/// cover), one for the audio track, and the stream-copy join of both into the final MP4.
 ///
-/// The video is built to an exact frame count by construction: every shot is trimmed to whole frames and the shots are
-/// concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
+/// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the segments
+/// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
 /// pieces (never whole streams). Audio is cut in samples. File names in the graph are relative to the working directory
 /// (the scratch folder), so no path ever needs escaping inside the graph; caption text comes from files
 /// (`textfile=` with `expansion=none`), so prompts need no escaping either.
@@ -14,9 +15,15 @@ struct FilterGraphBuilder: Sendable {
         var demuxer: String
     }
 
-    /// An element image overlaid (with its name) in the shots that mention it.
+    /// An element overlaid (with its name) in the shots that mention it: a reference image, or a video's frames.
     struct ElementOverlay: Sendable, Hashable {
-        var image: Still
+        enum Source: Sendable, Hashable {
+            case image(Still)
+            /// A video file, looped for as long as a shot lasts.
+            case video(file: String)
+        }
+
+        var source: Source
         /// Text file holding the element's name.
         var labelFile: String
         /// Indices of the shots that show it.
@@ -38,8 +45,8 @@ struct FilterGraphBuilder: Sendable {
     var lastFrame: Still?
     var elements: [ElementOverlay] = []
     var audio: Bool
-    /// Speech WAV per shot index.
-    var speech: [Int: String] = [:]
+    /// Spoken lines per shot index, in the order they are said.
+    var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
     var audioSeed: UInt64
     var preset: String
     var threads: Int
@@ -47,8 +54,10 @@ struct FilterGraphBuilder: Sendable {
     static let fps = 24
     static let sampleRate = 48_000
 
-    /// The full argument list (without progress options) writing the MP4 to `video` and the JPEG to `cover`.
-    func arguments(video: String, cover: String) -> [String] {
+    /// Arguments (without progress options) rendering shot `shot` alone as a video-only MP4 segment to `video`, and,
+    /// given `cover`, its first frame as the JPEG cover. Shots render as separate processes side by side; ``muxArguments``
+    /// joins the segments (stream copy) with the audio from ``audioArguments``.
+    func segmentArguments(shot index: Int, video: String, cover: String?) -> [String] {
         var inputs: [String] = []
         var inputCount = 0
         func addInput(_ options: [String]) -> Int {
@@ -59,72 +68,92 @@ struct FilterGraphBuilder: Sendable {
         func addStill(_ still: Still) -> Int {
             addInput(["-f", still.demuxer, "-framerate", "\(Self.fps)", "-i", still.file])
         }
-        let firstInput = firstFrame.map(addStill)
-        let lastInput = lastFrame.map(addStill)
-        let shown = elementsShown()
-        let elementInputs = elements.indices.map { index in
-            shown.contains { $0.contains(index) } ? addStill(elements[index].image) : nil
-        }
-        var speechInputs: [(shot: Int, input: Int)] = []
-        for shot in speech.keys.sorted() {
-            if let file = speech[shot] { speechInputs.append((shot, addInput(["-i", file]))) }
+        let shot = plan.shots[index]
+        let single = plan.shots.count == 1
+        let firstInput = index == 0 ? firstFrame.map(addStill) : nil
+        let lastInput = index == plan.shots.count - 1 ? lastFrame.map(addStill) : nil
+        let all = elementsShown()
+        let shown = all.indices.map { $0 == index ? all[$0] : [] }
+        // Per element shown here, its input: a decoded image, or a video looped for as long as the shot lasts.
+        var elementInputs: [Int: [Int: Int]] = [:]
+        for element in shown[index] {
+            switch elements[element].source {
+            case .image(let still): elementInputs[element] = [index: addStill(still)]
+            case .video(let file): elementInputs[element] = [index: addInput(["-stream_loop", "-1", "-i", file])]
+            }
         }
 
-        var chains: [String] = []
-        chains += elementChains(inputs: elementInputs, shown: shown)
-        for (index, shot) in plan.shots.enumerated() {
-            var segment: String
-            if index == 0, let firstInput {
-                if let lastInput, plan.shots.count == 1 {
-                    chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
-                    segment = "[dissolved]null"
-                } else {
-                    segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
-                }
-            } else {
-                segment = colourClip(look: looks[index], frames: shot.frames)
+        var chains = elementChains(inputs: elementInputs, shown: shown)
+        var segment: String
+        if let firstInput, let lastInput, single {
+            chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
+            segment = "[dissolved]null"
+        } else if let firstInput {
+            segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
+        } else if let lastInput, !single {
+            // Several shots and a last image: the last shot moves to rest on it.
+            segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
+        } else {
+            chains += colourClip(look: looks[index], frames: shot.frames)
+            segment = "[colour]null"
+        }
+        if !shown[index].isEmpty {
+            chains.append("\(segment)[shot\(index)bare]")
+            var current = "shot\(index)bare"
+            for (slot, element) in shown[index].enumerated() {
+                let next = "shot\(index)el\(slot)"
+                chains.append(
+                    "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
+                        + ":eof_action=repeat[\(next)]")
+                current = next
             }
-            if !shown[index].isEmpty {
-                chains.append("\(segment)[shot\(index)bare]")
-                var current = "shot\(index)bare"
-                for (slot, element) in shown[index].enumerated() {
-                    let next = "shot\(index)el\(slot)"
-                    chains.append(
-                        "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
-                            + ":eof_action=repeat[\(next)]")
-                    current = next
-                }
-                segment = "[\(current)]null"
-            }
-            chains.append("\(segment),\(captionFilter(file: captionFiles[index]))[s\(index)]")
+            segment = "[\(current)]null"
         }
         let labelSize = max(14, size.height / 40)
-        let shotLabels = plan.shots.indices.map { "[s\($0)]" }.joined()
         chains.append(
-            "\(shotLabels)concat=n=\(plan.shots.count):v=1:a=0,"
+            "\(segment),\(captionFilter(file: captionFiles[index])),"
                 + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
                 + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
-                + "format=yuv420p,split=2[v][coversource]")
-        // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
-        chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
-        if audio { chains += audioChains(speechInputs: speechInputs) }
-
-        var videoOutput = ["-map", "[v]"] + (audio ? ["-map", "[a]"] : [])
-        videoOutput += [
-            "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
-            "-flags:v", "+bitexact",
+                + "trim=end_frame=\(shot.frames),format=yuv420p" + (cover == nil ? "[v]" : ",split=2[v][coversource]"))
+        var outputs = [
+            "-map", "[v]", "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
+            "-flags:v", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", video,
         ]
-        if audio {
-            videoOutput += ["-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact"]
+        if let cover {
+            // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
+            chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
+            outputs += [
+                "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
+                "-map_metadata", "-1", "-f", "mjpeg", cover,
+            ]
         }
-        videoOutput += ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
-        let coverOutput = [
-            "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
-            "-map_metadata", "-1", "-f", "mjpeg", cover,
-        ]
+        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
+    }
+
+    /// Arguments rendering the whole audio track (AAC in MP4) to `output`; only called when audio is on.
+    func audioArguments(output: String) -> [String] {
+        var inputs: [String] = []
+        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
+        for shot in speech.keys.sorted() {
+            for clip in speech[shot] ?? [] {
+                speechInputs.append((shot, clip, speechInputs.count))
+                inputs += ["-i", clip.file]
+            }
+        }
         return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs
-            + ["-filter_complex", chains.joined(separator: ";\n")]
-            + videoOutput + coverOutput
+            + ["-filter_complex", audioChains(speechInputs: speechInputs).joined(separator: ";\n")]
+            + [
+                "-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact",
+                "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", output,
+            ]
+    }
+
+    /// Arguments joining the segments listed in `list` (an ffconcat file) and the optional audio file into `video`
+    /// by stream copy, with the index first.
+    static func muxArguments(list: String, audio: String?, video: String) -> [String] {
+        ["-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", list]
+            + (audio.map { ["-i", $0, "-map", "0:v", "-map", "1:a"] } ?? ["-map", "0:v"])
+            + ["-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
     }
 
     // MARK: - Video pieces
@@ -132,16 +161,26 @@ struct FilterGraphBuilder: Sendable {
     private var font: String { fontFile.map { "fontfile=\(Self.escape($0))" } ?? "font=Sans" }
     private var margin: Int { max(8, size.height / 30) / 2 * 2 }
 
-    /// A generated shot: the look's background with shapes moving across it.
-    private func colourClip(look: PreviewLook, frames: Int) -> String {
+    /// A generated shot: the look's background with three shapes moving across it, labelled `[colour]`.
+    ///
+    /// The shapes are overlaid sources: overlay evaluates its position per frame with `t` as the time (in drawbox, `t`
+    /// is the box's thickness, so drawbox shapes cannot move).
+    private func colourClip(look: PreviewLook, frames: Int) -> [String] {
         let w = size.width, h = size.height
         let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
-        return "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS,"
-            + "drawbox=x='mod(t*\(speedX),iw+iw/5)-iw/5':y='ih/4+mod(t*\(speedY),ih/2)':w=iw/5:h=ih/5"
-            + ":color=\(look.accent)@0.9:t=fill,"
-            + "drawbox=x='iw-mod(t*\(speedY * 2),iw+iw/9)':y=ih/8:w=iw/9:h=ih/9:color=\(look.accent)@0.6:t=fill,"
-            + "drawbox=x='iw/2+iw/3*sin(t*\(look.speedX % 5 + 1)/3)':y='ih*3/5+ih/8*cos(t)':w=ih/12:h=ih/12"
-            + ":color=white@0.5:t=fill"
+        // Opaque shapes in colours pre-blended with the background: overlay then copies pixels instead of blending.
+        func shape(_ colour: String, _ width: Double, _ height: Double, _ label: String) -> String {
+            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps)[\(label)]"
+        }
+        return [
+            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS[colourbg]",
+            shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.9), Double(w) / 5, Double(h) / 5, "shapea"),
+            shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.6), Double(w) / 9, Double(h) / 9, "shapeb"),
+            shape(PreviewLook.blend("0xffffff", over: look.background, opacity: 0.5), Double(h) / 12, Double(h) / 12, "shapec"),
+            "[colourbg][shapea]overlay=x='mod(t*\(speedX)+W/3,W+w)-w':y='H/4+mod(t*\(speedY),H/2)':shortest=1[coloura]",
+            "[coloura][shapeb]overlay=x='W-mod(t*\(speedY * 2),W+w)':y=H/8:shortest=1[colourb]",
+            "[colourb][shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)':shortest=1[colour]",
+        ]
     }
 
     /// A still image fitted to the frame at its aspect (black bars where the aspects differ), moved by the shot's
@@ -211,45 +250,79 @@ struct FilterGraphBuilder: Sendable {
         }
     }
 
-    /// Each shown element image scaled into a labelled thumbnail, split once per shot that shows it (`el<i>for<shot>`).
-    private func elementChains(inputs: [Int?], shown: [[Int]]) -> [String] {
-        zip(elements.indices, inputs).compactMap { index, input in
-            let shots = shown.indices.filter { shown[$0].contains(index) }
-            guard let input, !shots.isEmpty else { return nil }
-            let b = elementBorder, t = elementThumb, label = elementLabelHeight
-            let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
-            return "[\(input):v]scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
+    /// Each shown element scaled into a labelled thumbnail (`el<i>for<shot>`): an image once, split over its shots;
+    /// a video per shot, trimmed to the shot's length.
+    private func elementChains(inputs: [Int: [Int: Int]], shown: [[Int]]) -> [String] {
+        let b = elementBorder, t = elementThumb, label = elementLabelHeight
+        func thumbnail(_ index: Int) -> String {
+            "scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
                 + "format=yuv420p,pad=iw+\(2 * b):ih+\(label + 2 * b):\(b):\(b):color=0x101010,"
                 + "drawtext=\(font):textfile=\(elements[index].labelFile):expansion=none:fontcolor=white"
-                + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2,"
-                + "split=\(shots.count)\(outputs)"
+                + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2"
         }
+        var chains: [String] = []
+        for index in elements.indices {
+            guard let perShot = inputs[index], !perShot.isEmpty else { continue }
+            let shots = perShot.keys.sorted()
+            switch elements[index].source {
+            case .image:
+                let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
+                chains.append("[\(perShot[shots[0]]!):v]\(thumbnail(index)),split=\(shots.count)\(outputs)")
+            case .video:
+                for shot in shots {
+                    chains.append(
+                        "[\(perShot[shot]!):v]fps=\(Self.fps),\(thumbnail(index)),trim=end_frame=\(plan.shots[shot].frames),"
+                            + "setpts=PTS-STARTPTS[el\(index)for\(shot)]")
+                }
+            }
+        }
+        return chains
     }
 
     // MARK: - Audio
 
-    /// A quiet brown-noise bed plus each shot's speech inside its window, mixed and cut to the exact sample count.
-    private func audioChains(speechInputs: [(shot: Int, input: Int)]) -> [String] {
+    /// A quiet brown-noise bed under the whole video, a short swish at every cut, and each shot's lines one after
+    /// another inside its window (a line that does not fit is cut at the window's end), mixed and cut to the exact
+    /// sample count.
+    private func audioChains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)]) -> [String] {
         let rate = Self.sampleRate
         let totalSamples = plan.totalFrames * rate / Self.fps
+        let mono = "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono"
         var chains = [
             "anoisesrc=color=brown:seed=\(audioSeed % 2_147_483_647):amplitude=0.05:sample_rate=\(rate),"
-                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,"
-                + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono[bed]"
+                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,\(mono)[bed]"
         ]
-        var mixInputs = "[bed]"
-        for (shot, input) in speechInputs {
-            let window = plan.shots[shot]
-            let lead = rate / 5
-            let start = window.startFrame * rate / Self.fps + lead
-            let room = max(1, window.frames * rate / Self.fps - lead - rate / 10)
+        var mixInputs = ["[bed]"]
+        let cuts = plan.shots.dropFirst().map { $0.startFrame * rate / Self.fps }
+        if !cuts.isEmpty {
+            // 0.3 s of band-passed noise swelling into the cut and fading after it.
+            let lead = rate / 10
+            let outputs = cuts.indices.map { "[swish\($0)]" }.joined()
             chains.append(
-                "[\(input):a]aresample=\(rate),aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono,"
-                    + "atrim=end_sample=\(room),adelay=delays=\(start)S:all=1[speech\(shot)]")
-            mixInputs += "[speech\(shot)]"
+                "anoisesrc=color=pink:seed=7:amplitude=0.5:sample_rate=\(rate),atrim=end_sample=\(rate * 3 / 10),"
+                    + "highpass=f=700,lowpass=f=5000,afade=t=in:d=0.1,afade=t=out:st=0.1:d=0.2,\(mono),"
+                    + "asplit=\(cuts.count)\(outputs)")
+            for (index, cut) in cuts.enumerated() {
+                chains.append("[swish\(index)]adelay=delays=\(max(0, cut - lead))S:all=1[cut\(index)]")
+                mixInputs.append("[cut\(index)]")
+            }
+        }
+        var cursor: [Int: Int] = [:]
+        for (number, (shot, clip, input)) in speechInputs.enumerated() {
+            let window = plan.shots[shot]
+            let windowStart = window.startFrame * rate / Self.fps
+            let windowEnd = (window.startFrame + window.frames) * rate / Self.fps - rate / 10
+            let start = cursor[shot] ?? windowStart + rate / 5
+            let length = min(clip.samples, windowEnd - start)
+            guard length > rate / 10 else { continue }
+            cursor[shot] = start + length + rate / 4
+            chains.append(
+                "[\(input):a]aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
+                    + "adelay=delays=\(start)S:all=1[speech\(number)]")
+            mixInputs.append("[speech\(number)]")
         }
         chains.append(
-            "\(mixInputs)amix=inputs=\(speechInputs.count + 1):duration=first:normalize=0,"
+            "\(mixInputs.joined())amix=inputs=\(mixInputs.count):duration=first:normalize=0,"
                 + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=stereo,atrim=end_sample=\(totalSamples)[a]")
         return chains
     }
@@ -258,6 +331,10 @@ struct FilterGraphBuilder: Sendable {
 
     static func seconds(_ frames: Int) -> String {
         String(format: "%.6f", Double(frames) / Double(fps))
+    }
+
+    static func seconds(samples: Int) -> String {
+        String(format: "%.6f", Double(max(0, samples)) / Double(sampleRate))
     }
 
     /// Escapes a filter option value twice: for the option parser (backslash, colon, quote), then for the graph

@@ -3,6 +3,7 @@ actor FrameProgress {
     private let total: Int
     private let report: @Sendable (Int) async -> Void
     private var last = -1
+    private var frames: [Int: Int] = [:]
 
     init(total: Int, report: @escaping @Sendable (Int) async -> Void) {
         self.total = max(1, total)
@@ -17,8 +18,9 @@ actor FrameProgress {
         await report(value)
     }
 
-    /// Reports the progress of `frame` rendered frames out of the total.
-    func frame(_ frame: Int) async {
-        await percent(frame * 100 / total)
+    /// Records that `segment` (rendered side by side with others) has rendered `frame` frames, and reports the sum.
+    func frame(_ frame: Int, segment: Int) async {
+        frames[segment] = frame
+        await percent(frames.values.reduce(0, +) * 100 / total)
     }
 }

@@ -21,6 +21,20 @@ struct PreviewLook: Sendable, Hashable {
         speedY = 40 + Int((hash >> 32) % 160)
     }
 
+    /// `colour` at `opacity` over `background` (both `0xRRGGBB`), as `0xRRGGBB`.
+    static func blend(_ colour: String, over background: String, opacity: Double) -> String {
+        func channels(_ hex: String) -> [Double] {
+            let value = UInt32(hex.dropFirst(2), radix: 16) ?? 0
+            return [Double(value >> 16 & 0xFF), Double(value >> 8 & 0xFF), Double(value & 0xFF)]
+        }
+        return "0x"
+            + zip(channels(colour), channels(background)).map { top, bottom in
+                let byte = max(0, min(255, Int((top * opacity + bottom * (1 - opacity)).rounded())))
+                let text = String(byte, radix: 16)
+                return text.count == 1 ? "0" + text : text
+            }.joined()
+    }
+
     /// An HSV colour as ffmpeg's `0xRRGGBB`.
     static func hex(hue: Double, saturation: Double, value: Double) -> String {
         let chroma = value * saturation
