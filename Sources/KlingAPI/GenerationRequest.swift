@@ -26,6 +26,8 @@ public struct GenerationRequest: Sendable, Hashable, Codable {
     public var elements: [Element]
     /// Where the terminal callback goes.
     public var callbackURL: String?
+    /// An explicit camera move (Kling's `camera_control`); without it the prompt's words decide.
+    public var cameraMotion: CameraMotion?
 
     public init(
         prompt: String? = nil,
@@ -53,6 +55,18 @@ public struct GenerationRequest: Sendable, Hashable, Codable {
         self.imageURLs = imageURLs
         self.elements = elements
         self.callbackURL = callbackURL
+    }
+
+    /// A camera move over the shot.
+    public enum CameraMotion: String, Sendable, Hashable, Codable, CaseIterable {
+        case pushIn = "push_in"
+        case pullBack = "pull_back"
+        case panLeft = "pan_left"
+        case panRight = "pan_right"
+        case tiltUp = "tilt_up"
+        case tiltDown = "tilt_down"
+        case orbit
+        case still
     }
 
     /// How a multi-shot request defines its shots.

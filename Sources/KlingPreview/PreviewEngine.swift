@@ -144,7 +144,9 @@ public struct PreviewEngine: VideoEngine {
         }
 
         let builder = FilterGraphBuilder(
-            size: size, plan: plan, looks: looks, moves: plan.shots.map { CameraMove(prompt: $0.prompt) }, captionFiles: captionFiles,
+            size: size, plan: plan, looks: looks,
+            moves: plan.shots.map { shot in job.request.cameraMotion.map(CameraMove.init) ?? CameraMove(prompt: shot.prompt) },
+            captionFiles: captionFiles,
             labelFile: "label.txt",
             fontFile: fileManager.fileExists(atPath: configuration.fontFile) ? configuration.fontFile : nil,
             firstFrame: firstFrame?.still, lastFrame: lastFrame?.still, elements: elements,

@@ -80,3 +80,24 @@ struct GenerationRequestTests {
         #expect(decoded.params.jsonString() == #"{"extra":1,"input":{"prompt":"p"},"model":"kling-3.0/video"}"#)
     }
 }
+
+@Suite("Kling camera_control")
+struct KlingCameraControlTests {
+    @Test(arguments: [
+        (#"{"type":"simple","config":{"zoom":5}}"#, GenerationRequest.CameraMotion.pushIn),
+        (#"{"type":"simple","config":{"zoom":-3}}"#, .pullBack),
+        (#"{"type":"simple","config":{"pan":2}}"#, .panRight),
+        (#"{"type":"simple","config":{"horizontal":-2}}"#, .panLeft),
+        (#"{"type":"simple","config":{"tilt":4}}"#, .tiltUp),
+        (#"{"type":"simple","config":{"vertical":-4}}"#, .tiltDown),
+        (#"{"type":"simple","config":{"roll":1}}"#, .orbit),
+        (#"{"type":"down_back"}"#, .pullBack),
+        (#"{"type":"forward_up"}"#, .pushIn),
+        (#"{"type":"left_turn_forward"}"#, .orbit),
+    ])
+    func cameraControlBecomesACameraMotion(_ control: String, _ motion: GenerationRequest.CameraMotion) throws {
+        let body = #"{"prompt":"a card","camera_control":\#(control)}"#
+        let decoded = try KlingOfficialCreateRequest.decode(Data(body.utf8), kind: .textToVideo).get()
+        #expect(decoded.request.request.cameraMotion == motion)
+    }
+}

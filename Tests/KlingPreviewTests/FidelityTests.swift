@@ -47,6 +47,22 @@ struct FidelityTests {
         }
     }
 
+    @Test func anExplicitCameraMotionOverridesThePromptsWords() async throws {
+        try await InputServer.with { inputs in
+            // Kling's camera_control (pan > 0) arrives as cameraMotion: it wins over "pan left" in the prompt.
+            var request = GenerationRequest(prompt: "Pan left across the card", duration: 3, mode: .std, imageURLs: [inputs.url("start.png")])
+            request.cameraMotion = .panRight
+            let (output, root) = try await render(request)
+            defer { try? FileManager.default.removeItem(at: root) }
+            let image = inputs.file("start.png")
+            let right = try FrameStatistics.ssim(
+                output.videoFile, frame: 71, against: image, width: 1280, height: 960, view: "iw/1.18:ih/1.18:iw-ow:(ih-oh)/2")
+            let left = try FrameStatistics.ssim(
+                output.videoFile, frame: 71, against: image, width: 1280, height: 960, view: "iw/1.18:ih/1.18:0:(ih-oh)/2")
+            #expect(right >= 0.85 && right > left + 0.05, "ends on the right: \(right) vs left \(left)")
+        }
+    }
+
     @Test func aStaticShotHoldsTheImageAndAPullBackShowsMoreThanIt() async throws {
         try await InputServer.with { inputs in
             let image = inputs.file("start.png")

@@ -122,6 +122,23 @@ struct BillingTests {
         }
     }
 
+    @Test func refusedPrivateInputFailsTheTaskNamingTheFieldAndIsRefunded() async throws {
+        let server = try await TestServer.make(workers: 1, credits: 1000, allowPrivateFetches: false)
+        try await server.run { client in
+            let port = try #require(client.port)
+            let body =
+                #"{"model":"kling-3.0/video","input":{"prompt":"p","duration":"5","mode":"std","sound":false,"image_urls":["http://127.0.0.1:\#(port)/healthz"]}}"#
+            let id = try #require(try await client.create(.market, body: body, key: server.key).data?["taskId"] as? String)
+            let done = try #require(try await client.waitForTerminal(.market, id: id, key: server.key).data)
+            #expect(done["state"] as? String == "fail")
+            #expect(done["failCode"] as? String == "422")
+            let message = done["failMsg"] as? String ?? ""
+            #expect(message.hasPrefix("image_urls[0]") && message.contains("loopback"), "\(message)")
+            #expect(done["consumeCredits"] as? Int == 0)
+            #expect(try await balance(client, .market, key: server.key) == 1000)
+        }
+    }
+
     @Test func randomizedRunKeepsTheLedgerExact() async throws {
         let server = try await TestServer.make(workers: 2, credits: 5000)
         try await server.run { client in

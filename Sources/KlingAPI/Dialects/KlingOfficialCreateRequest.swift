@@ -47,7 +47,10 @@ public enum KlingOfficialCreateRequest {
             }
         }
         let hasCamera = object["camera_control"] != nil && object["camera_control"] != .null
-        if hasCamera, var camera = top.object("camera_control") { checkCamera(&camera, into: &top) }
+        if hasCamera, var camera = top.object("camera_control") {
+            checkCamera(&camera, into: &top)
+            request.cameraMotion = cameraMotion(object["camera_control"])
+        }
         request.multiShot = top.bool("multi_shot") ?? false
         if request.multiShot {
             if let text = top.string("shot_type") {
@@ -90,6 +93,29 @@ public enum KlingOfficialCreateRequest {
         let envelope = CreateRequestDecoding.Envelope(object: object, top: top, input: FieldReader(object: [:]), model: model, request: request)
         return CreateRequestDecoding.finish(envelope, request: request, input: FieldReader(object: [:]), rules: .klingOfficial)
             .map { Decoded(request: $0, externalTaskID: external) }
+    }
+
+    /// The move a valid `camera_control` asks for: the simple axes by sign, the named types by their shape.
+    static func cameraMotion(_ value: JSONValue?) -> GenerationRequest.CameraMotion? {
+        guard case .object(let camera)? = value, case .string(let type)? = camera["type"] else { return nil }
+        switch type {
+        case "down_back": return .pullBack
+        case "forward_up": return .pushIn
+        case "right_turn_forward", "left_turn_forward": return .orbit
+        default: break
+        }
+        guard case .object(let config)? = camera["config"] else { return nil }
+        for (axis, value) in config {
+            guard case .number(let amount) = value, amount != 0 else { continue }
+            switch axis {
+            case "zoom": return amount > 0 ? .pushIn : .pullBack
+            case "horizontal", "pan": return amount > 0 ? .panRight : .panLeft
+            case "vertical", "tilt": return amount > 0 ? .tiltUp : .tiltDown
+            case "roll": return .orbit
+            default: continue
+            }
+        }
+        return nil
     }
 
     /// `camera_control`: a known type; `simple` needs a config with exactly one of the axes, in [-10, 10].

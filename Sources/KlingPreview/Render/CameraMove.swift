@@ -1,3 +1,5 @@
+import KlingAPI
+
 /// The camera motion over a still image for one shot, read from the shot's prompt; deterministic.
 ///
 /// Every move starts at rest on the whole image (zoom 1, centred), so a shot that opens on an image shows exactly
@@ -42,6 +44,20 @@ enum CameraMove: Sendable, Hashable {
         let directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 0)]
         let (x, y) = directions[Int((StableHash.fnv1a(prompt) >> 40) % UInt64(directions.count))]
         self = .drift(x: x, y: y)
+    }
+
+    /// The move a request names explicitly (Kling's `camera_control`).
+    init(_ motion: GenerationRequest.CameraMotion) {
+        switch motion {
+        case .pushIn: self = .pushIn
+        case .pullBack: self = .pullBack
+        case .panLeft: self = .panLeft
+        case .panRight: self = .panRight
+        case .tiltUp: self = .tiltUp
+        case .tiltDown: self = .tiltDown
+        case .orbit: self = .orbit
+        case .still: self = .still
+        }
     }
 
     /// How much larger than the frame the canvas is: room for pulling back beyond the image's edges (shown black).
