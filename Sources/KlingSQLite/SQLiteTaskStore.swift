@@ -489,7 +489,7 @@ public final class SQLiteTaskStore: TaskStore {
         if let external = task.externalID,
             try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE account_id = ? AND external_id = ?", arguments: [task.accountID, external]) == true
         {
-            throw StoreError.conflict("external_task_id: \(external) is already used by another task of this account")
+            throw StoreError.externalIDTaken("external_task_id: \(external) is already used by another task of this account")
         }
         if let maxActiveTasks {
             let active =

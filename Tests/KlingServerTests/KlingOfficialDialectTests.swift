@@ -168,6 +168,22 @@ struct KlingOfficialDialectTests {
         }
     }
 
+    @Test func activeTaskLimitIs1303AndRateLimitIs1302() async throws {
+        let server = try await TestServer.make(credits: 1000) {
+            $0.limits.maxActiveTasks = 1
+            $0.limits.queriesPerSecond = 1
+        }
+        try await server.run { (client) async throws -> Void in
+            let text = #"{"prompt":"a fox","duration":"3"}"#
+            #expect(try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: text).code == 0)
+            let busy = try await Self.send(client, .post, "/v1/videos/text2video", token: server.key, body: text)
+            #expect(busy.status == 429 && busy.code == 1303, "\(busy.raw)")
+            _ = try await Self.send(client, .get, "/v1/videos/text2video/task_x", token: server.key)
+            let limited = try await Self.send(client, .get, "/v1/videos/text2video/task_x", token: server.key)
+            #expect(limited.status == 429 && limited.code == 1302, "\(limited.raw)")
+        }
+    }
+
     @Test func billingAndSwitchesUseKlingCodes() async throws {
         let server = try await TestServer.make(credits: 10)
         try await server.run { (client) async throws -> Void in

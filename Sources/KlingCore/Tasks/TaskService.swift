@@ -61,14 +61,14 @@ public struct TaskService: Sendable {
             } else {
                 try await store.insert(task, maxActiveTasks: maxActive > 0 ? maxActive : nil)
             }
-        } catch let error as StoreError where error.isConflict && error.message.hasPrefix("external_task_id") {
+        } catch let error as StoreError where error.isExternalIDTaken {
             throw RequestRefusal(code: 422, message: error.message)
         } catch let error as StoreError where error.isConflict {
             throw RequestRefusal(code: 409, message: "Idempotency-Key: \(error.message)")
         } catch let error as StoreError where error.isInsufficientCredits {
             throw RequestRefusal(code: 402, message: "insufficient credits: this task costs \(price) credits and \(error.message)")
         } catch let error as StoreError where error.isLimitReached {
-            throw RequestRefusal(code: 429, message: "too many active tasks: \(error.message)")
+            throw RequestRefusal(code: 429, message: "too many active tasks: \(error.message)", isActiveTaskLimit: true)
         }
         signal.notify()
         return task
@@ -117,12 +117,6 @@ public struct TaskService: Sendable {
         try await store.task(id: id, accountID: account.id)
     }
 
-    /// The account an API key belongs to, or `nil` for unknown and revoked keys.
-    public func authenticate(apiKey: String) async throws -> Account? {
-        guard !apiKey.isEmpty, apiKey.utf8.count <= 256 else { return nil }
-        return try await authenticate(keyHash: APIKeys.hash(apiKey))
-    }
-
     /// The account of the key whose ``APIKeys/hash(_:)`` this is, or `nil` for unknown and revoked keys.
     public func authenticate(keyHash: String) async throws -> Account? {
         try await store.account(forKeyHash: keyHash)
@@ -148,9 +142,12 @@ public struct TaskService: Sendable {
 public struct RequestRefusal: Error, Sendable, Hashable {
     public var code: Int
     public var message: String
+    /// Set when a 429 is the account's active-task limit rather than a rate limit (dialects that tell them apart).
+    public var isActiveTaskLimit: Bool
 
-    public init(code: Int, message: String) {
+    public init(code: Int, message: String, isActiveTaskLimit: Bool = false) {
         self.code = code
         self.message = message
+        self.isActiveTaskLimit = isActiveTaskLimit
     }
 }

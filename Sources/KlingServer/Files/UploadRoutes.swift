@@ -68,14 +68,7 @@ struct UploadRoutes {
         guard let data = Data(base64Encoded: String(text), options: .ignoreUnknownCharacters), !data.isEmpty else {
             throw APIError.validation("base64Data: is not valid base64 (raw, or a data: URL)")
         }
-        let writer = try uploads.writer()
-        do {
-            try writer.write(ByteBuffer(data: data))
-        } catch {
-            writer.discard()
-            throw error
-        }
-        return answer(try uploads.commit(writer, account: account, uploadPath: body.uploadPath, fileName: body.fileName))
+        return answer(try uploads.store(data, account: account, uploadPath: body.uploadPath, fileName: body.fileName))
     }
 
     private func stream(_ request: Request, _ context: KlingRequestContext) async throws -> Response {

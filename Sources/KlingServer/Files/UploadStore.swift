@@ -131,6 +131,18 @@ struct UploadStore: Sendable {
             uploadedAt: ISO8601DateFormatter().string(from: now))
     }
 
+    /// Stores bytes already in memory (a base64 upload) the way a streamed upload is stored.
+    func store(_ data: Data, account: Account, uploadPath: String, fileName: String?) throws -> Uploaded {
+        let writer = try self.writer()
+        do {
+            try writer.write(ByteBuffer(data: data))
+        } catch {
+            writer.discard()
+            throw error
+        }
+        return try commit(writer, account: account, uploadPath: uploadPath, fileName: fileName)
+    }
+
     /// `uploadPath` as safe path components (letters, digits, `.`, `_`, `-`; no `..`; at most 8 levels).
     static func cleanPath(_ path: String, field: String) throws -> [String] {
         let parts = path.split(separator: "/").map(String.init).filter { !$0.isEmpty }

@@ -13,8 +13,8 @@ struct DialectErrorMiddleware<D: Dialect>: RouterMiddleware {
         } catch let error as APIError {
             return D.errorResponse(error)
         } catch let refusal as RequestRefusal {
-            let reason: APIError.Reason? = refusal.code == 429 && refusal.message.hasPrefix("too many active tasks") ? .tooManyActiveTasks : nil
-            return D.errorResponse(APIError(code: refusal.code, message: refusal.message, reason: reason))
+            return D.errorResponse(
+                APIError(code: refusal.code, message: refusal.message, reason: refusal.isActiveTaskLimit ? .tooManyActiveTasks : nil))
         } catch let error as StoreError where error.isNotFound {
             return D.errorResponse(.notFound(error.message))
         } catch let error as StoreError where error.isInsufficientCredits {

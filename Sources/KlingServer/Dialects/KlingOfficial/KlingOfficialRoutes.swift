@@ -49,14 +49,13 @@ struct KlingOfficialRoutes {
                 guard !value.hasPrefix("data:"), let bytes = Data(base64Encoded: value, options: .ignoreUnknownCharacters), !bytes.isEmpty else {
                     throw APIError.validation("\(key): must be an http(s) URL or raw base64 (without a data: prefix)")
                 }
-                let writer = try uploads.writer()
                 do {
-                    try writer.write(ByteBuffer(data: bytes))
+                    object[key] = .string(try uploads.store(bytes, account: account, uploadPath: "kling-\(key)", fileName: nil).downloadUrl)
+                } catch let error as APIError where error.code != 413 {
+                    throw error
                 } catch {
-                    writer.discard()
                     throw APIError.validation("\(key): \((error as? APIError)?.message ?? "could not be stored")")
                 }
-                object[key] = .string(try uploads.commit(writer, account: account, uploadPath: "kling-\(key)", fileName: nil).downloadUrl)
             }
             body = Data(JSONValue.object(object).jsonString().utf8)
         }
