@@ -54,11 +54,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // FFmpeg's libavformat from the system (Debian: libavformat-dev), for joining rendered pieces in process.
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
         // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
         .target(
             name: "KlingPreview",
             dependencies: [
-                "KlingCore",
+                "KlingCore", "CFFmpeg",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
