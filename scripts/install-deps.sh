@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
-# SQLite headers. Skips apt when everything is already there.
+# SQLite headers, bsdutils (`script`: a pseudo-terminal for the CLI's progress-bar test). Skips apt when everything is already there.
 set -euo pipefail
-packages=(ffmpeg espeak-ng fonts-dejavu-core libsqlite3-dev wrk)
+packages=(ffmpeg espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
