@@ -49,7 +49,11 @@ let package = Package(
         // The `kling` command-line tool over KlingKit.
         .executableTarget(
             name: "kling",
-            dependencies: ["KlingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "KlingKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Tasks, accounts, keys, the store protocol, the engine protocol and the worker queue.

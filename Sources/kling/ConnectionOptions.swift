@@ -1,6 +1,16 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import KlingKit
+
+/// The CLI's HTTP client: a refused connection fails at once (KlingClient retries it twice, briefly) instead of
+/// AsyncHTTPClient's default of retrying until the request deadline; 10 s to connect. Lives as long as the process.
+let commandLineHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout.connect = .seconds(10)
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}()
 
 extension KlingClient.Dialect: ExpressibleByArgument {}
 
@@ -58,6 +68,7 @@ struct ConnectionOptions: ParsableArguments {
             initialInterval: initial, laterInterval: max(initial, .seconds(5)), slowInterval: max(initial, .seconds(15)),
             ceiling: .milliseconds(Int64(timeout * 1000)))
         return KlingClient(
-            configuration: .init(baseURL: base, credentials: credentials, dialect: dialect ?? .market, polling: polling))
+            configuration: .init(baseURL: base, credentials: credentials, dialect: dialect ?? .market, polling: polling),
+            httpClient: commandLineHTTPClient)
     }
 }

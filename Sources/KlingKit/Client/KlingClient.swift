@@ -22,8 +22,10 @@ public struct KlingClient: Sendable {
 
     /// A client over `httpClient` (by default AsyncHTTPClient's shared client, which needs no shutdown).
     ///
-    /// Connection settings (connect timeout, proxies, TLS) are those of `httpClient`. Logs go to `logger`, at debug
-    /// level and below.
+    /// Connection settings (connect timeout, proxies, TLS) are those of `httpClient`. The shared client retries a
+    /// refused connection until the request's deadline; pass a client with
+    /// `connectionPool.retryConnectionEstablishment = false` to fail fast (the `kling` CLI does). Logs go to
+    /// `logger`, at debug level and below.
     public init(configuration: Configuration, httpClient: HTTPClient = .shared, logger: Logger = Logger(label: "KlingKit")) {
         self.configuration = configuration
         self.http = httpClient
