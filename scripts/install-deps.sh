@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
-# SQLite headers, libavformat headers (the preview engine joins pieces with it). Skips apt when everything is already there.
+# SQLite headers, libavformat headers (the preview engine joins pieces with it), bsdutils (`script`: a pseudo-terminal
+# for the CLI's progress-bar test). Skips apt when everything is already there.
 set -euo pipefail
-packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk)
+packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
