@@ -70,7 +70,14 @@ def js(driver, script, *args):
     return driver.execute_script(script, *args)
 
 
+def click(driver, element):
+    """Scrolls the element to the middle of the window (clear of the sticky header) and clicks it like a user."""
+    js(driver, "arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
 def set_field(driver, element, value):
+    js(driver, "arguments[0].scrollIntoView({block: 'center'})", element)
     element.clear()
     element.send_keys(value)
 
@@ -78,6 +85,7 @@ def set_field(driver, element, value):
 def screenshot(driver, path, width, full_page=True):
     """Sets the window to `width` CSS px and saves the page (the whole height when full_page)."""
     driver.set_window_size(width, 900)
+    js(driver, "window.scrollTo(0, 0)")
     time.sleep(0.3)
     if full_page:
         height = js(driver, "return Math.ceil(document.documentElement.scrollHeight)")
@@ -112,7 +120,7 @@ def expect_finished(driver, check, label):
     if state != "done":
         raise AssertionError(f"{label}: the task failed: {text(driver, 'result-error')}")
     seen = driver.find_element(By.ID, "result").get_attribute("data-states").split()
-    assert seen[-1] == "success" and len(seen) >= 2, f"{label}: states shown {seen}"
+    assert seen[-1] == "success" and "generating" in seen, f"{label}: states shown {seen}"
     assert js(driver, "return document.getElementById('progress').getAttribute('aria-valuenow')") == "100"
     note = text(driver, "engine-note")
     assert "Preview render" in note and "not Kling output" in note, f"{label}: engine note {note!r}"
@@ -133,7 +141,7 @@ def run(driver, base, key, artifacts, scratch, check):
 
     # The API key is saved in localStorage and the balance appears.
     set_field(driver, driver.find_element(By.ID, "api-key"), key)
-    driver.find_element(By.ID, "save-key").click()
+    click(driver, driver.find_element(By.ID, "save-key"))
     wait_for(driver, "the balance", lambda d: "100,000 credits" in text(d, "balance"))
     assert js(driver, "return localStorage.getItem('klingkit.playground.apiKey')") == key
     check.ok("API key saved in localStorage; balance shown")
@@ -144,7 +152,7 @@ def run(driver, base, key, artifacts, scratch, check):
     wait_for(driver, "the quote for 3 s std with sound", lambda d: text(d, "quote-price") == "45 credits")
     assert "3 s × 10 (std) × 1.5 sound" in text(driver, "quote-detail"), text(driver, "quote-detail")
     check.ok("live quote: 45 credits for 3 s std with sound")
-    driver.find_element(By.ID, "submit").click()
+    click(driver, driver.find_element(By.ID, "submit"))
     wait_for(driver, "the task id", lambda d: text(d, "result-task").startswith("task_"))
     first_task = text(driver, "result-task")
     expect_finished(driver, check, "text-to-video")
@@ -153,7 +161,7 @@ def run(driver, base, key, artifacts, scratch, check):
     screenshot(driver, os.path.join(artifacts, "desktop-1-text-to-video.png"), 1280)
 
     # 2. A storyboard whose shots do not add up: the server's messages appear next to the fields.
-    driver.find_element(By.CSS_SELECTOR, "label[for=kind-multi]").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "label[for=kind-multi]"))
     assert driver.find_element(By.ID, "sound").get_attribute("disabled") is not None
     set_field(driver, driver.find_element(By.ID, "duration"), "5")
     shots = driver.find_elements(By.CSS_SELECTOR, "#shots .shot")
@@ -175,10 +183,10 @@ def run(driver, base, key, artifacts, scratch, check):
     screenshot(driver, os.path.join(artifacts, "phone-2-validation.png"), 390)
 
     # Add a shot, remove it again (keyboard focus moves sensibly), then fix the durations and add a first frame.
-    driver.find_element(By.ID, "add-shot").click()
+    click(driver, driver.find_element(By.ID, "add-shot"))
     assert len(driver.find_elements(By.CSS_SELECTOR, "#shots .shot")) == 3
     assert js(driver, "return document.activeElement.id").endswith("-prompt")
-    driver.find_elements(By.CSS_SELECTOR, "#shots .remove-shot")[2].click()
+    click(driver, driver.find_elements(By.CSS_SELECTOR, "#shots .remove-shot")[2])
     assert len(driver.find_elements(By.CSS_SELECTOR, "#shots .shot")) == 2
     set_field(driver, driver.find_elements(By.CSS_SELECTOR, "#shots input[type=number]")[1], "2")
     frame = os.path.join(scratch, "first-frame.png")
@@ -189,7 +197,7 @@ def run(driver, base, key, artifacts, scratch, check):
     assert not driver.find_element(By.ID, "issues").is_displayed()
     assert text(driver, "shots-error") == ""
     check.ok("storyboard fixed: add/remove shot, first frame uploaded, issues cleared, quote 75 credits")
-    driver.find_element(By.ID, "submit").click()
+    click(driver, driver.find_element(By.ID, "submit"))
     wait_for(driver, "a new task id", lambda d: text(d, "result-task").startswith("task_") and text(d, "result-task") != first_task)
     second_task = text(driver, "result-task")
     expect_finished(driver, check, "multi-shot")
@@ -211,7 +219,7 @@ def run(driver, base, key, artifacts, scratch, check):
     check.ok("task list: both tasks newest first with state, cost, engine (preview, not Kling output) and video links")
 
     # Play an older task from the list.
-    rows[1].find_element(By.CSS_SELECTOR, ".task-actions button").click()
+    click(driver, rows[1].find_element(By.CSS_SELECTOR, ".task-actions button"))
     wait_for(driver, "the first task in the player", lambda d: text(d, "result-task") == first_task)
     expect_video_plays(driver, check, "play from the list")
 

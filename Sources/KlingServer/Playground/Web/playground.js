@@ -250,8 +250,8 @@
         if (next) next.focus();
         scheduleQuote();
       });
-      wireField(item, ".shot-prompt", `shot-${shot.id}-prompt`, `Shot ${n} prompt`, `input.multi_prompt[${index}].prompt`, shot.prompt, (value) => { shot.prompt = value; });
-      wireField(item, ".shot-duration", `shot-${shot.id}-duration`, `Shot ${n} seconds`, `input.multi_prompt[${index}].duration`, shot.duration, (value) => { shot.duration = value; updateShotSum(); });
+      wireField(item, ".shot-prompt", `shot-${shot.id}-prompt`, [`Shot ${n} `, "Prompt"], `input.multi_prompt[${index}].prompt`, shot.prompt, (value) => { shot.prompt = value; });
+      wireField(item, ".shot-duration", `shot-${shot.id}-duration`, [`Shot ${n} `, "Seconds"], `input.multi_prompt[${index}].duration`, shot.duration, (value) => { shot.duration = value; updateShotSum(); });
       item.querySelector("textarea").placeholder = n === 1 ? "Wide shot: a lighthouse on a cliff at dusk" : "Close-up: the keeper lights the lamp";
       list.append(item);
     });
@@ -268,7 +268,9 @@
     const error = wrap.querySelector(".field-error");
     control.id = id;
     label.htmlFor = id;
-    label.textContent = labelText;
+    // [context for screen readers, visible text] keeps narrow labels short on screen.
+    if (Array.isArray(labelText)) label.replaceChildren(el("span", { className: "visually-hidden", text: labelText[0] }), labelText[1]);
+    else label.textContent = labelText;
     error.id = `${id}-error`;
     error.dataset.field = field;
     control.setAttribute("aria-describedby", error.id);
@@ -462,6 +464,7 @@
     const seq = ++state.quoteSeq;
     const price = $("quote-price");
     const detail = $("quote-detail");
+    $("quote").classList.add("is-empty");
     if (!state.apiKey) {
       price.textContent = "Enter your API key to see the price.";
       detail.textContent = "Requests are checked by the server as you type.";
@@ -492,6 +495,7 @@
     }
     if (seq !== state.quoteSeq) return;
     state.quoteOK = true;
+    $("quote").classList.remove("is-empty");
     showIssues([]);
     const b = data.breakdown;
     price.textContent = `${formatNumber(data.credits)} credits`;
@@ -540,7 +544,11 @@
     return $("general-error");
   }
 
+  // The control an error slot belongs to: named by data-control (empty: none), else the one in its field.
   function controlFor(errorNode) {
+    if (errorNode.hasAttribute("data-control")) {
+      return errorNode.dataset.control ? $(errorNode.dataset.control) : null;
+    }
     const wrap = errorNode.closest(".field, .frame, fieldset");
     if (!wrap) return null;
     return wrap.querySelector("input:not([type=radio]), textarea, select");
@@ -600,6 +608,7 @@
     $("result-title").focus();
     watch(data.taskId);
     refreshBalance();
+    scheduleQuote(0);
     loadTasks(true);
   }
 
@@ -649,6 +658,7 @@
     }
     if (!controller.signal.aborted) {
       refreshBalance();
+      scheduleQuote(0);
       loadTasks(true);
     }
   }
