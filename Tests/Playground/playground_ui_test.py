@@ -193,16 +193,32 @@ def run(driver, base, key, artifacts, scratch, check):
     make_image(frame, "960x540", "0x2b6cb0")
     driver.find_element(By.ID, "first-frame-input").send_keys(frame)
     wait_for(driver, "the first frame upload", lambda d: "uploaded" in text(d, "first-frame-status"))
+    # An element with two uploaded reference images, referenced from shot 2 as @lamp.
+    click(driver, driver.find_element(By.ID, "add-element"))
+    element = driver.find_element(By.CSS_SELECTOR, "#elements .element")
+    assert js(driver, "return document.activeElement.classList.contains('element-name')")
+    set_field(driver, element.find_element(By.CSS_SELECTOR, ".element-name"), "lamp")
+    set_field(driver, element.find_element(By.CSS_SELECTOR, ".element-description"), "A brass oil lamp with a glass chimney")
+    references = []
+    for index, color in enumerate(["0xd69e2e", "0xb7791f"]):
+        references.append(os.path.join(scratch, f"lamp-{index}.png"))
+        make_image(references[-1], "600x600", color)
+    element.find_element(By.CSS_SELECTOR, ".element-images").send_keys("\n".join(references))
+    wait_for(driver, "both element images uploaded", lambda d: "2 image(s) uploaded" in d.find_element(By.CSS_SELECTOR, ".element-images-status").text)
+    assert len(element.find_elements(By.CSS_SELECTOR, ".thumbs .thumb")) == 2
+    shot_two = driver.find_elements(By.CSS_SELECTOR, "#shots textarea")[1]
+    set_field(driver, shot_two, 'Close-up: the keeper lights @lamp and says "Light the lamp."')
     wait_for(driver, "the quote for 5 s multi-shot", lambda d: text(d, "quote-price") == "75 credits")
     assert not driver.find_element(By.ID, "issues").is_displayed()
     assert text(driver, "shots-error") == ""
-    check.ok("storyboard fixed: add/remove shot, first frame uploaded, issues cleared, quote 75 credits")
+    check.ok("storyboard fixed: add/remove shot, first frame and two element images uploaded, issues cleared, quote 75 credits")
     click(driver, driver.find_element(By.ID, "submit"))
     wait_for(driver, "a new task id", lambda d: text(d, "result-task").startswith("task_") and text(d, "result-task") != first_task)
     second_task = text(driver, "result-task")
     expect_finished(driver, check, "multi-shot")
     expect_video_plays(driver, check, "multi-shot")
-    assert "2 shots" in text(driver, "result-facts"), text(driver, "result-facts")
+    facts = text(driver, "result-facts")
+    assert "2 shots" in facts and "@lamp" in facts, facts
 
     # 3. The task list shows both, newest first, with state, cost, engine and links.
     wait_for(driver, "both tasks in the list, finished",

@@ -300,14 +300,14 @@
       });
       const nameWrap = item.querySelector(".element-name").closest(".field");
       nameWrap.classList.add("element-name-field");
-      wireField(item, ".element-name-field", `element-${element.id}-name`, `Element ${n} name (used as @name)`, `${base}.name`, element.name, (value) => {
+      wireField(item, ".element-name-field", `element-${element.id}-name`, [`Element ${n} `, "Name (used as @name)"], `${base}.name`, element.name, (value) => {
         element.name = value.trim();
         item.querySelector(".element-title").textContent = element.name ? `Element @${element.name}` : `Element ${n}`;
       });
       const descriptionWrap = item.querySelector(".element-description").closest(".field");
       descriptionWrap.classList.add("element-description-field");
-      wireField(item, ".element-description-field", `element-${element.id}-description`, `Element ${n} description`, `${base}.description`, element.description, (value) => { element.description = value; });
-      const files = wireField(item, ".element-images-field", `element-${element.id}-images`, `Element ${n} reference images (2 to 4)`, `${base}.element_input_urls`, "", () => {});
+      wireField(item, ".element-description-field", `element-${element.id}-description`, [`Element ${n} `, "Description"], `${base}.description`, element.description, (value) => { element.description = value; });
+      const files = wireField(item, ".element-images-field", `element-${element.id}-images`, [`Element ${n} `, "Reference images (2 to 4)"], `${base}.element_input_urls`, "", () => {});
       const status = item.querySelector(".element-images-status");
       status.id = `element-${element.id}-images-status`;
       files.setAttribute("aria-describedby", `${status.id} ${files.getAttribute("aria-describedby")}`);
