@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
 # SQLite headers, libavformat headers (the preview engine joins pieces with it), bsdutils (`script`: a pseudo-terminal
-# for the CLI's progress-bar test). Skips apt when everything is already there.
+# for the CLI's progress-bar test), and headless Chromium with its WebDriver for the playground's UI test. Skips apt
+# when everything is already there.
 set -euo pipefail
-packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils)
+packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,4 +23,10 @@ if command -v python3 >/dev/null && ! python3 -c "import standardwebhooks, opena
   python3 -m pip install --quiet standardwebhooks openai 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages standardwebhooks openai \
     || echo "warning: could not install the standardwebhooks and openai packages; the tests that use them will fail"
+fi
+# The playground's UI test drives Chromium with selenium (pinned).
+if command -v python3 >/dev/null && ! python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '4.51.0')" 2>/dev/null; then
+  python3 -m pip install --quiet selenium==4.51.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages selenium==4.51.0 \
+    || echo "warning: could not install selenium; the playground UI test will fail"
 fi

@@ -39,6 +39,7 @@ public func buildApplication(
             logger: logger))
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
+    PlaygroundRoutes(links: links, logger: logger).register(on: router)
     OpsRoutes(
         store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
     ).register(on: router)
