@@ -35,6 +35,9 @@ public struct PreviewEngine: VideoEngine {
         /// ffmpeg processes run at once for one render (each shot and the audio render separately, then are joined).
         /// Default: the number of cores, at least 2.
         public var parallelRenders = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        /// Frame size (width x height) from which the shots of a multi-shot video render in several processes. Default:
+        /// half of 4K.
+        public var splitFromPixels = 3840 * 2160 / 2
         /// Largest accepted video element in bytes. Default 50 MB.
         public var maxVideoBytes = 50 * 1024 * 1024
 
@@ -149,7 +152,8 @@ public struct PreviewEngine: VideoEngine {
         // filter graph runs mostly on one core), the first also writing the cover. The audio (speech synthesis, then its
         // own ffmpeg process) renders alongside. Without audio a single process writes the finished MP4 itself;
         // otherwise the pieces are joined by stream copy.
-        let groups = builder.groups(count: Self.processCount(size: size, shots: plan.shots.count, limit: configuration.parallelRenders))
+        let groups = builder.groups(
+            count: Self.processCount(size: size, shots: plan.shots.count, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
         let joins = groups.count > 1 || request.hasAudio
         let ffmpeg = configuration.ffmpeg
         let coverPath = partialCover.path
@@ -225,8 +229,8 @@ public struct PreviewEngine: VideoEngine {
 
     /// How many ffmpeg processes render one video: one, unless frames are large (4K) and there are several shots to
     /// split, where the single-threaded filter graph would otherwise hold the encoder back.
-    static func processCount(size: FrameSize, shots: Int, limit: Int) -> Int {
-        guard shots > 1, size.width * size.height >= 3840 * 2160 / 2 else { return 1 }
+    static func processCount(size: FrameSize, shots: Int, limit: Int, from pixels: Int) -> Int {
+        guard shots > 1, size.width * size.height >= pixels else { return 1 }
         return max(1, min(shots, limit))
     }
 
