@@ -66,12 +66,13 @@ seed_option=()
 echo "fuzz-api: schemathesis against $base/openapi.json ($examples examples per operation and phase)"
 started=$(date +%s)
 status=0
-KLING_FUZZ_KEY="$key" KLING_FUZZ_JWT="$jwt" KLING_FUZZ_CALLS="$work/calls.jsonl" SCHEMATHESIS_HOOKS="$root/scripts/fuzz/hooks.py" \
+# From the temporary directory, so schemathesis's cache (.schemathesis/) stays out of the checkout.
+(cd "$work" && KLING_FUZZ_KEY="$key" KLING_FUZZ_JWT="$jwt" KLING_FUZZ_CALLS="$work/calls.jsonl" SCHEMATHESIS_HOOKS="$root/scripts/fuzz/hooks.py" \
   schemathesis --config-file "$root/scripts/fuzz/schemathesis.toml" run "${KLING_FUZZ_SCHEMA:-$base/openapi.json}" --url "$base" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,ignored_auth \
   --phases examples,coverage,fuzzing --mode all --max-examples "$examples" "${seed_option[@]}" \
   --workers 1 --request-timeout 30 --suppress-health-check all --continue-on-failure \
-  --report junit --report-dir "$work/report" || status=$?
+  --report junit --report-dir "$work/report") || status=$?
 elapsed=$(( $(date +%s) - started ))
 
 kill -0 "$server_pid" 2>/dev/null || { echo "fuzz-api: the server died during the run"; tail -n 50 "$work/server.log"; exit 1; }
