@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// JSON log lines of the real `kling-server` process: one object per line, request ids on request logs, task ids on

@@ -83,7 +83,7 @@ public struct JSONLogHandler: LogHandler {
                 bytes.withUnsafeBytes { buffer in
                     var offset = 0
                     while offset < buffer.count {
-                        let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                        let written = systemWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
                         if written > 0 {
                             offset += written
                         } else if written < 0 && errno == EINTR {
@@ -96,6 +96,15 @@ public struct JSONLogHandler: LogHandler {
             }
         }
     }
+}
+
+/// write(2).
+private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(descriptor, bytes, count)
+    #else
+    Darwin.write(descriptor, bytes, count)
+    #endif
 }
 
 /// How `kling-server serve` writes its logs.
