@@ -7,13 +7,13 @@
 # accepted (the task ids of 2xx creates, recorded by scripts/fuzz/hooks.py, against the tasks in the SQLite file).
 #
 # Environment: KLING_SERVER_BIN (default .build/debug/kling-server), KLING_FUZZ_EXAMPLES (cases per operation and
-# phase, default 25), KLING_FUZZ_SEED (default 1; "random" for a new one), KLING_FUZZ_MIN_REQUESTS (default 2000),
+# phase, default 40), KLING_FUZZ_SEED (default 1; "random" for a new one), KLING_FUZZ_MIN_REQUESTS (default 2000),
 # KLING_FUZZ_KEEP=1 keeps the temporary directory (server log, calls, reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 binary=${KLING_SERVER_BIN:-$root/.build/debug/kling-server}
-examples=${KLING_FUZZ_EXAMPLES:-25}
+examples=${KLING_FUZZ_EXAMPLES:-40}
 seed=${KLING_FUZZ_SEED:-1}
 min_requests=${KLING_FUZZ_MIN_REQUESTS:-2000}
 [ -x "$binary" ] || { echo "fuzz-api: $binary not found; build first (swift build)"; exit 1; }
@@ -79,9 +79,9 @@ kill -0 "$server_pid" 2>/dev/null || { echo "fuzz-api: the server died during th
 
 # The figures: calls by operation and status, 5xx, and stored tasks against accepted creates.
 python3 - "$work/calls.jsonl" "$data/kling.sqlite" "$min_requests" "$status" "$elapsed" <<'PY' || status=1
-import collections, json, sqlite3, sys
+import collections, json, os, sqlite3, sys
 calls_path, database, minimum, schemathesis_status, elapsed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-calls = [json.loads(line) for line in open(calls_path)]
+calls = [json.loads(line) for line in open(calls_path)] if os.path.exists(calls_path) else []
 by_op = collections.Counter(call["op"] for call in calls)
 statuses = collections.Counter(call["status"] for call in calls)
 server_errors = [call for call in calls if call["status"] >= 500]
@@ -95,6 +95,8 @@ print(f"fuzz-api: {len(calls)} requests in {elapsed} s over {len(by_op)} operati
 for op, count in sorted(by_op.items()):
     print(f"  {count:6d}  {op}")
 print("fuzz-api: statuses " + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items())))
+schemes = collections.Counter(call.get("auth", "?") for call in calls)
+print("fuzz-api: credentials " + ", ".join(f"{scheme}: {n}" for scheme, n in sorted(schemes.items())))
 print(f"fuzz-api: {len(accepted)} tasks from 2xx creates, {len(stored)} tasks stored, {len(stray)} stored without an accepted create, "
       f"{len(missing)} accepted but not stored")
 failed = False
@@ -106,6 +108,9 @@ if stray:
     print(f"FAIL: tasks stored from refused requests: {sorted(stray)[:10]}"); failed = True
 if missing:
     print(f"FAIL: creates answered 2xx but stored nothing: {sorted(missing)[:10]}"); failed = True
+for scheme in ("bearer", "x-api-key", "jwt"):
+    if schemes[scheme] == 0:
+        print(f"FAIL: no request used the {scheme} credential"); failed = True
 if unreadable:
     print(f"FAIL: {len(unreadable)} 2xx create answers without a task id"); failed = True
 if schemathesis_status != 0:

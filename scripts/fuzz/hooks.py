@@ -19,10 +19,18 @@ CREATES = {
 }
 
 
+def _scheme(headers):
+    """Which credential the request carried: a Kling JWT, a Bearer API key, an x-api-key, or none."""
+    authorization = headers.get("Authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return "jwt" if authorization.count(".") == 2 else "bearer"
+    return "x-api-key" if headers.get("x-api-key") else "none"
+
+
 @schemathesis.hook
 def after_call(context, case, response):
     key = (case.operation.method.upper(), case.operation.path)
-    record = {"op": f"{key[0]} {key[1]}", "status": response.status_code}
+    record = {"op": f"{key[0]} {key[1]}", "status": response.status_code, "auth": _scheme(response.request.headers)}
     if key in CREATES and 200 <= response.status_code < 300:
         try:
             value = response.json()
