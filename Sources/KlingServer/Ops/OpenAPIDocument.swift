@@ -4,12 +4,21 @@ import Hummingbird
 /// The OpenAPI 3.1 document of every public endpoint (`Resources/openapi.json`, shipped as a package resource) and its
 /// route, `GET /openapi.json` (no auth).
 public enum OpenAPIDocument {
-    /// The document's bytes as shipped.
+    /// The document's bytes as shipped: from the `KlingKit_KlingServer.resources` folder next to the executable (where
+    /// SwiftPM puts it), else from the source tree this was built from; a stub saying so when neither exists (not
+    /// `Bundle.module`, which stops the process when the folder is missing).
     public static let data: Data = {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else {
-            return Data(#"{"openapi":"3.1.0","info":{"title":"KlingKit","version":"unknown","description":"openapi.json was not shipped"},"paths":{}}"#.utf8)
+        let bundle = "KlingKit_KlingServer.resources/openapi.json"
+        var candidates = [Bundle.main.bundleURL.appendingPathComponent(bundle)]
+        if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
+            candidates.append(executable.deletingLastPathComponent().appendingPathComponent(bundle))
         }
-        return data
+        candidates.append(
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Resources/openapi.json"))
+        for url in candidates {
+            if let data = try? Data(contentsOf: url) { return data }
+        }
+        return Data(#"{"openapi":"3.1.0","info":{"title":"KlingKit","version":"unknown","description":"openapi.json was not shipped"},"paths":{}}"#.utf8)
     }()
 
     static func register(on router: Router<KlingRequestContext>) {
