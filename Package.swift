@@ -10,6 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "KlingAPI", targets: ["KlingAPI"]),
+        .library(name: "KlingKit", targets: ["KlingKit"]),
+        .executable(name: "kling", targets: ["kling"]),
         .executable(name: "kling-server", targets: ["kling-server"]),
     ],
     dependencies: [
@@ -32,6 +34,28 @@ let package = Package(
     targets: [
         // Wire models of every dialect and the canonical request with its validation. Foundation only.
         .target(name: "KlingAPI", swiftSettings: swiftSettings),
+        // The Swift client library: KlingClient over AsyncHTTPClient, sharing KlingAPI's validation. Never the server.
+        .target(
+            name: "KlingKit",
+            dependencies: [
+                "KlingAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `kling` command-line tool over KlingKit.
+        .executableTarget(
+            name: "kling",
+            dependencies: [
+                "KlingKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Tasks, accounts, keys, the store protocol, the engine protocol and the worker queue.
         .target(
             name: "KlingCore",
@@ -54,11 +78,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // FFmpeg's libavformat from the system (Debian: libavformat-dev), for joining rendered pieces in process.
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
         // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
         .target(
             name: "KlingPreview",
             dependencies: [
-                "KlingCore",
+                "KlingCore", "CFFmpeg",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -80,7 +106,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            resources: [.copy("Resources/openapi.json")],
+            // The web playground served at `/` (plain HTML, CSS and JavaScript, no build step) and the OpenAPI document.
+            resources: [.copy("Playground/Web"), .copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -110,6 +137,17 @@ let package = Package(
             name: "HotPathBench",
             dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"],
             path: "Benchmarks/HotPathBench",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KlingKitTests",
+            dependencies: [
+                "KlingKit", "KlingServer", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
-# SQLite headers. Skips apt when everything is already there.
+# SQLite headers, libavformat headers (the preview engine joins pieces with it), bsdutils (`script`: a pseudo-terminal
+# for the CLI's progress-bar test), and headless Chromium with its WebDriver for the playground's UI test. Skips apt
+# when everything is already there.
 set -euo pipefail
-packages=(ffmpeg espeak-ng fonts-dejavu-core libsqlite3-dev wrk)
+packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,4 +31,10 @@ if command -v python3 >/dev/null \
   python3 -m pip install --quiet "schemathesis==$schemathesis_version" 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages "schemathesis==$schemathesis_version" \
     || echo "warning: could not install schemathesis; scripts/fuzz-api.sh will fail"
+fi
+# The playground's UI test drives Chromium with selenium (pinned).
+if command -v python3 >/dev/null && ! python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '4.51.0')" 2>/dev/null; then
+  python3 -m pip install --quiet selenium==4.51.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages selenium==4.51.0 \
+    || echo "warning: could not install selenium; the playground UI test will fail"
 fi

@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build --no-parallel
+# The playground page in headless Chromium against the debug kling-server; screenshots in test-artifacts/playground.
+python3 Tests/Playground/playground_ui_test.py --server .build/debug/kling-server --artifacts test-artifacts/playground
 scripts/fuzz-api.sh

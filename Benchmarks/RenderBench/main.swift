@@ -50,7 +50,12 @@ for (name, source) in [
 ] {
     try ffmpeg(["-f", "lavfi", "-i", source, "-frames:v", "1", inputs.appendingPathComponent(name).path])
 }
-let engine = PreviewEngine(fetcher: LocalFetcher(directory: inputs))
+var configuration = PreviewEngine.Configuration()
+// BENCH_PROCESSES caps the ffmpeg processes per render (to compare one process with several).
+if let processes = ProcessInfo.processInfo.environment["BENCH_PROCESSES"].flatMap(Int.init) { configuration.parallelRenders = processes }
+// BENCH_SPLIT_FROM sets the frame size (pixels) from which multi-shot videos render in several processes.
+if let pixels = ProcessInfo.processInfo.environment["BENCH_SPLIT_FROM"].flatMap(Int.init) { configuration.splitFromPixels = pixels }
+let engine = PreviewEngine(configuration: configuration, fetcher: LocalFetcher(directory: inputs))
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
 
 /// Median render and bare-encode seconds for `request` at `width`x`height`, `seconds` long.

@@ -35,6 +35,9 @@ public struct PreviewEngine: VideoEngine {
         /// ffmpeg processes run at once for one render (each shot and the audio render separately, then are joined).
         /// Default: the number of cores, at least 2.
         public var parallelRenders = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        /// Frame size (width x height) from which the shots of a multi-shot video render in several processes. Default:
+        /// half of 4K.
+        public var splitFromPixels = 3840 * 2160 / 2
         /// Largest accepted video element in bytes. Default 50 MB.
         public var maxVideoBytes = 50 * 1024 * 1024
 
@@ -98,11 +101,12 @@ public struct PreviewEngine: VideoEngine {
         }
         var elements: [FilterGraphBuilder.ElementOverlay] = []
         for (index, element) in request.elements.enumerated() {
-            // Shown where mentioned: a video element's frames, otherwise its first reference image.
+            // Shown where mentioned: a video element's frames, otherwise its reference images.
             let shots = plan.shots(mentioning: element.name)
+            let stills = element.imageURLs.indices.compactMap { image("elements[\(index)].image_urls[\($0)]")?.still }
             let source =
                 video("elements[\(index)].video_urls[0]").map { FilterGraphBuilder.ElementOverlay.Source.video(file: $0.file) }
-                ?? image("elements[\(index)].image_urls[0]").map { .image($0.still) }
+                ?? (stills.isEmpty ? nil : .images(stills))
             guard !shots.isEmpty, let source else { continue }
             let labelFile = "element\(index).txt"
             try Self.write(element.name, to: scratch.appendingPathComponent(labelFile))
@@ -118,31 +122,6 @@ public struct PreviewEngine: VideoEngine {
         }
         try Self.write("KlingKit preview", to: scratch.appendingPathComponent("label.txt"))
 
-        var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
-        if request.hasAudio {
-            // Every quoted line of every shot, spoken concurrently (espeak-ng is mostly start-up time), each named
-            // speaker with their own voice throughout the video.
-            let synthesizer = SpeechSynthesizer(executable: configuration.espeak)
-            let lines = plan.shots.map { SpeechSynthesizer.lines(in: $0.prompt) }
-            let voices = SpeechSynthesizer.voiceAssignments(lines)
-            try await withThrowingTaskGroup(of: (Int, Int, SpeechSynthesizer.Clip).self) { group in
-                for (shot, shotLines) in lines.enumerated() {
-                    for (number, line) in shotLines.enumerated() {
-                        let file = "speech\(shot)-\(number).wav"
-                        let voice = SpeechSynthesizer.voice(for: line, in: voices)
-                        group.addTask {
-                            let samples = try await synthesizer.speak(
-                                line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: FilterGraphBuilder.sampleRate)
-                            return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
-                        }
-                    }
-                }
-                var spoken: [Int: [(Int, SpeechSynthesizer.Clip)]] = [:]
-                for try await (shot, number, clip) in group { spoken[shot, default: []].append((number, clip)) }
-                speech = spoken.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }
-            }
-        }
-
         let builder = FilterGraphBuilder(
             size: size, plan: plan, looks: looks,
             moves: plan.shots.map { shot in job.request.cameraMotion.map(CameraMove.init) ?? CameraMove(prompt: shot.prompt) },
@@ -150,9 +129,15 @@ public struct PreviewEngine: VideoEngine {
             labelFile: "label.txt",
             fontFile: fileManager.fileExists(atPath: configuration.fontFile) ? configuration.fontFile : nil,
             firstFrame: firstFrame?.still, lastFrame: lastFrame?.still, elements: elements,
-            audio: request.hasAudio, speech: speech,
             audioSeed: StableHash.fnv1a(plan.shots.map(\.prompt).joined(separator: "\n")),
             preset: configuration.preset, threads: configuration.threads)
+
+        // Every image must decode: those the render draws are decoded by it (and checked one by one only if it fails),
+        // the others now.
+        let images = inputs.compactMap { input in image(input.field).map { (input, $0) } }
+        let drawn = builder.drawnFiles
+        try await media.checkImagesDecode(images.filter { !drawn.contains($0.1.file) }, in: scratch)
+        let fetchedImages = images.filter { drawn.contains($0.1.file) }
 
         // Render under temporary names next to the final files; only a finished render is renamed into place.
         let video = job.outputDirectory.appendingPathComponent("video.mp4")
@@ -163,51 +148,52 @@ public struct PreviewEngine: VideoEngine {
             try? fileManager.removeItem(at: partialVideo)
             try? fileManager.removeItem(at: partialCover)
         }
-        // Each shot renders as its own ffmpeg process (video only; shot 1 also writes the cover) and the audio as
-        // another, up to `parallelRenders` at once; then the segments and the audio are joined by stream copy.
-        // Separate processes use both cores where one filter graph runs mostly on one.
-        enum Piece: Sendable {
-            case shot(Int)
-            case audio
-        }
-        let pieces = (request.hasAudio ? [Piece.audio] : []) + plan.shots.indices.map { Piece.shot($0) }
+        // The video renders in one ffmpeg process (or, for large frames with several shots, a few side by side: a
+        // filter graph runs mostly on one core), the first also writing the cover. The audio (speech synthesis, then its
+        // own ffmpeg process) renders alongside. Without audio a single process writes the finished MP4 itself;
+        // otherwise the pieces are joined by stream copy.
+        let groups = builder.groups(
+            count: Self.processCount(size: size, shots: plan.shots.count, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
+        let joins = groups.count > 1 || request.hasAudio
         let ffmpeg = configuration.ffmpeg
         let coverPath = partialCover.path
-        @Sendable func render(_ piece: Piece) async throws {
-            let outcome: ProcessRunner.Outcome
-            switch piece {
-            case .audio:
-                outcome = try await ProcessRunner.run(ffmpeg, builder.audioArguments(output: "audio.m4a"), in: scratch)
-            case .shot(let index):
-                let arguments = builder.segmentArguments(shot: index, video: "segment\(index).mp4", cover: index == 0 ? coverPath : nil)
-                outcome = try await ProcessRunner.runFFmpeg(ffmpeg, arguments, in: scratch) { frame in
-                    await reporter.frame(frame, segment: index)
-                }
+        let videoPath = partialVideo.path
+        @Sendable func renderVideo(_ group: Int) async throws {
+            let arguments = builder.renderArguments(
+                shots: groups[group], video: joins ? "segment\(group).mp4" : videoPath, cover: group == 0 ? coverPath : nil,
+                faststart: !joins)
+            let outcome = try await ProcessRunner.runFFmpeg(ffmpeg, arguments, in: scratch) { frame in
+                await reporter.frame(frame, segment: group)
             }
+            try Task.checkCancellation()
+            guard outcome.succeeded else {
+                // An input that does not decode is the request's fault: name its field (422), not ffmpeg's (501).
+                try await media.checkImagesDecode(fetchedImages, in: scratch)
+                throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+            }
+        }
+        let configuration = self.configuration
+        @Sendable func renderAudio() async throws {
+            let speech = try await Self.synthesizeSpeech(plan: plan, executable: configuration.espeak, in: scratch)
+            let outcome = try await ProcessRunner.run(ffmpeg, builder.audioArguments(speech: speech, output: "audio.m4a"), in: scratch)
             try Task.checkCancellation()
             guard outcome.succeeded else {
                 throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
             }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            var waiting = pieces[...]
-            for piece in waiting.prefix(max(1, configuration.parallelRenders)) {
-                group.addTask { try await render(piece) }
-                waiting.removeFirst()
-            }
-            while try await group.next() != nil {
-                if let piece = waiting.popFirst() { group.addTask { try await render(piece) } }
-            }
+            for index in groups.indices { group.addTask { try await renderVideo(index) } }
+            if request.hasAudio { group.addTask { try await renderAudio() } }
+            try await group.waitForAll()
         }
-        let list = "ffconcat version 1.0\n" + plan.shots.indices.map { "file segment\($0).mp4\n" }.joined()
-        try Self.write(list, to: scratch.appendingPathComponent("segments.ffconcat"))
-        let mux = try await ProcessRunner.run(
-            configuration.ffmpeg,
-            FilterGraphBuilder.muxArguments(list: "segments.ffconcat", audio: request.hasAudio ? "audio.m4a" : nil, video: partialVideo.path),
-            in: scratch)
-        try Task.checkCancellation()
-        guard mux.succeeded else {
-            throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(mux.standardError))")
+        if joins {
+            do {
+                try MP4Joiner.join(
+                    segments: groups.indices.map { scratch.appendingPathComponent("segment\($0).mp4") },
+                    audio: request.hasAudio ? scratch.appendingPathComponent("audio.m4a") : nil, into: partialVideo)
+            } catch {
+                throw EngineError.renderFailed("joining the rendered pieces failed: \(error)")
+            }
         }
         try Self.moveIntoPlace(partialCover, as: cover)
         try Self.moveIntoPlace(partialVideo, as: video)
@@ -215,6 +201,37 @@ public struct PreviewEngine: VideoEngine {
         return RenderOutput(
             videoFile: video, coverFile: cover, width: size.width, height: size.height,
             durationSeconds: Double(plan.totalFrames) / Double(FilterGraphBuilder.fps), hasAudio: request.hasAudio)
+    }
+
+    /// Speaks every quoted line of every shot with espeak-ng, concurrently (it is mostly start-up time), each named
+    /// speaker with their own voice throughout the video; returns the clips per shot index in the order they are said.
+    private static func synthesizeSpeech(plan: ShotPlan, executable: String, in scratch: URL) async throws -> [Int: [SpeechSynthesizer.Clip]] {
+        let synthesizer = SpeechSynthesizer(executable: executable)
+        let lines = plan.shots.map { SpeechSynthesizer.lines(in: $0.prompt) }
+        let voices = SpeechSynthesizer.voiceAssignments(lines)
+        return try await withThrowingTaskGroup(of: (Int, Int, SpeechSynthesizer.Clip).self) { group in
+            for (shot, shotLines) in lines.enumerated() {
+                for (number, line) in shotLines.enumerated() {
+                    let file = "speech\(shot)-\(number).wav"
+                    let voice = SpeechSynthesizer.voice(for: line, in: voices)
+                    group.addTask {
+                        let samples = try await synthesizer.speak(
+                            line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: FilterGraphBuilder.sampleRate)
+                        return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
+                    }
+                }
+            }
+            var spoken: [Int: [(Int, SpeechSynthesizer.Clip)]] = [:]
+            for try await (shot, number, clip) in group { spoken[shot, default: []].append((number, clip)) }
+            return spoken.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }
+        }
+    }
+
+    /// How many ffmpeg processes render one video: one, unless frames are large (4K) and there are several shots to
+    /// split, where the single-threaded filter graph would otherwise hold the encoder back.
+    static func processCount(size: FrameSize, shots: Int, limit: Int, from pixels: Int) -> Int {
+        guard shots > 1, size.width * size.height >= pixels else { return 1 }
+        return max(1, min(shots, limit))
     }
 
     private static func write(_ text: String, to file: URL) throws {

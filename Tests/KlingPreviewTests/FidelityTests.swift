@@ -177,8 +177,32 @@ struct FidelityTests {
             let left = try FrameStatistics.means(output.videoFile, frames: [24, 48], crop: "40:110:1136:\(26 + 174)")
             try #require(left.count == 2)
             #expect(abs(left[0].y - left[1].y) > 4, "the video element's frames play: \(left)")
+            // The robot's second reference (blue) is a tile beside its card, in the same shots as the card.
+            let tile = try FrameStatistics.means(output.videoFile, frames: [12, 36, 84], crop: "30:30:1090:34")
+            try #require(tile.count == 3)
+            #expect(tile[0].u > 200 && tile[1].u > 200, "robot's blue reference beside it in shots 1 and 2: \(tile)")
+            #expect(tile[2].u < 200, "robot's references not in shot 3: \(tile[2])")
             let blueLabel = try FrameStatistics.means(output.videoFile, frames: [36], crop: slot(2))
             #expect(blueLabel.first.map { $0.v < 200 } ?? false, "no third slot for the unmentioned element")
+        }
+    }
+
+    @Test func anImageThatDoesNotDecodeFailsTheRenderNamingItsField() async throws {
+        try await InputServer.with { inputs in
+            // Drawn by the render (decoded there), and not drawn (an unmentioned element: decoded up front).
+            for (request, field) in [
+                (GenerationRequest(prompt: "a slow push in", duration: 3, mode: .std, imageURLs: [inputs.url("truncated.png")]), "image_urls[0]"),
+                (
+                    GenerationRequest(
+                        prompt: "a street", duration: 3, mode: .std,
+                        elements: [.init(name: "ghost", description: "never mentioned", imageURLs: [inputs.url("red.png"), inputs.url("truncated.png")])]),
+                    "elements[0].image_urls[1]"
+                ),
+            ] {
+                let error = await #expect(throws: EngineError.self) { try await render(request) }
+                #expect(error?.code == 422)
+                #expect(error?.message == "\(field): \(inputs.url("truncated.png")) could not be decoded as an image")
+            }
         }
     }
 

@@ -258,7 +258,7 @@ struct HTTPInputFetcherTests {
         }
     }
 
-    @Test func readsSizesFromHeadersAndDecodesEveryImageBeforeRendering() async throws {
+    @Test func readsSizesFromHeadersAndChecksThatImagesDecode() async throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try await InputServer.with { inputs in
@@ -273,13 +273,18 @@ struct HTTPInputFetcherTests {
                     .image(.init(file: "a", demuxer: "png_pipe", width: 640, height: 480)),
                     .image(.init(file: "b", demuxer: "jpeg_pipe", width: 500, height: 400)),
                 ])
-            let error = await #expect(throws: EngineError.self) {
-                try await media().fetchAll(
-                    [
-                        .init(url: inputs.url("start.png"), field: "image_urls[0]", name: "c"),
-                        .init(url: inputs.url("truncated.png"), field: "elements[0].image_urls[0]", name: "d"),
-                    ], into: directory)
+            // A truncated PNG has a good header, so fetching accepts it; decoding names its field.
+            let inputsToCheck: [InputMedia.Input] = [
+                .init(url: inputs.url("start.png"), field: "image_urls[0]", name: "c"),
+                .init(url: inputs.url("truncated.png"), field: "elements[0].image_urls[0]", name: "d"),
+            ]
+            let fetched = try await media().fetchAll(inputsToCheck, into: directory)
+            let images = zip(inputsToCheck, fetched).compactMap { input, item -> (InputMedia.Input, InputMedia.Image)? in
+                if case .image(let image) = item { return (input, image) }
+                return nil
             }
+            try await media().checkImagesDecode(Array(images.prefix(1)), in: directory)
+            let error = await #expect(throws: EngineError.self) { try await media().checkImagesDecode(images, in: directory) }
             #expect(error?.message == "elements[0].image_urls[0]: \(inputs.url("truncated.png")) could not be decoded as an image")
         }
     }

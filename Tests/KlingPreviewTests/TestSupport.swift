@@ -188,8 +188,8 @@ struct MediaProbe {
 
 /// Measurements made with ffmpeg filters.
 enum FrameStatistics {
-    /// Mean luma (YAVG) and red-difference chroma (VAVG) of the given frames, optionally of a crop `w:h:x:y`.
-    static func means(_ file: URL, frames: [Int], crop: String? = nil) throws -> [(y: Double, v: Double)] {
+    /// Mean luma (YAVG) and blue- and red-difference chroma (UAVG, VAVG) of the given frames, optionally of a crop `w:h:x:y`.
+    static func means(_ file: URL, frames: [Int], crop: String? = nil) throws -> [(y: Double, u: Double, v: Double)] {
         let select = frames.map { "eq(n\\,\($0))" }.joined(separator: "+")
         let filter = "select='\(select)'" + (crop.map { ",crop=\($0)" } ?? "") + ",signalstats,metadata=print"
         let output = try Tool.run("ffmpeg", ["-v", "info", "-i", file.path, "-vf", filter, "-an", "-fps_mode", "passthrough", "-f", "null", "-"])
@@ -199,7 +199,7 @@ enum FrameStatistics {
                 return Double(line[range.upperBound...].trimmingCharacters(in: .whitespaces))
             }
         }
-        return Array(zip(values("YAVG"), values("VAVG"))).map { (y: $0.0, v: $0.1) }
+        return zip(values("YAVG"), zip(values("UAVG"), values("VAVG"))).map { (y: $0.0, u: $0.1.0, v: $0.1.1) }
     }
 
     /// SSIM of frame `frame` of the video against the image fitted to the video size at its aspect (black bars);

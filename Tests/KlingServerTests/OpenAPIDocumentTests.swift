@@ -22,7 +22,7 @@ struct OpenAPIDocumentTests {
                 "/api/v1/client/job/TaskInfo", "/api/v1/client/account/balance", "/v1/videos/text2video", "/v1/videos/image2video",
                 "/v1/videos/text2video/{task_id}", "/v1/videos", "/v1/videos/{video_id}", "/v1/videos/{video_id}/content",
                 "/api/file-base64-upload", "/api/file-stream-upload", "/api/file-url-upload", "/api/v1/common/download-url",
-                "/healthz", "/readyz", "/metrics", "/openapi.json",
+                "/api/v1/jobs/list", "/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/playground/{file}",
             ] {
                 #expect(paths[path] != nil, "\(path) is documented")
             }

@@ -51,6 +51,10 @@ struct InputMedia: Sendable {
 
     /// Fetches and checks every input at once (downloads and probes overlap), returning them in order. When several
     /// fail, the error of the first in order is thrown, so the reason a task gives does not depend on timing.
+    ///
+    /// Images are checked from their headers here; whether they fully decode is left to ``checkImagesDecode(_:in:)``,
+    /// which the renderer runs up front only for images it will not draw, and for the others only when a render
+    /// fails (a render decodes them anyway: a second decode on every task would cost a process start-up).
     func fetchAll(_ inputs: [Input], into directory: URL) async throws -> [Fetched] {
         try await withThrowingTaskGroup(of: (Int, Result<Fetched, any Error>).self) { group in
             for (index, input) in inputs.enumerated() {
@@ -69,18 +73,13 @@ struct InputMedia: Sendable {
             for try await (index, result) in group { results[index] = result }
             try Task.checkCancellation()
             let fetched = try results.map { try $0!.get() }
-            try await checkImagesDecode(
-                zip(inputs, fetched).compactMap { input, item in
-                    if case .image(let image) = item { return (input, image) }
-                    return nil
-                }, in: directory)
             return fetched
         }
     }
 
     /// Decodes every image in one ffmpeg process (one start-up instead of one per image); when that fails, probes
-    /// each image to name the one at fault.
-    private func checkImagesDecode(_ images: [(Input, Image)], in directory: URL) async throws {
+    /// each image to name the one at fault and throws 422 naming its field.
+    func checkImagesDecode(_ images: [(Input, Image)], in directory: URL) async throws {
         guard !images.isEmpty else { return }
         var arguments = ["-nostdin", "-v", "error", "-xerror"]
         for (_, image) in images { arguments += ["-f", image.demuxer, "-i", image.file] }

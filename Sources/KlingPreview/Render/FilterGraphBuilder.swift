@@ -1,7 +1,7 @@
 import Foundation
 
-/// Builds the ffmpeg invocations that render a preview: one per shot (a video-only segment; shot 1 also writes the
-/// cover), one for the audio track, and the stream-copy join of both into the final MP4.
+/// Builds the ffmpeg invocations that render a preview: the video (all shots in one process, or split over a few; the
+/// first also writes the cover), the audio track, and the stream-copy join of the pieces into the final MP4.
 ///
 /// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the segments
 /// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
@@ -18,7 +18,8 @@ struct FilterGraphBuilder: Sendable {
     /// An element overlaid (with its name) in the shots that mention it: a reference image, or a video's frames.
     struct ElementOverlay: Sendable, Hashable {
         enum Source: Sendable, Hashable {
-            case image(Still)
+            /// Reference images, first one large (at most four are drawn).
+            case images([Still])
             /// A video file, looped for as long as a shot lasts.
             case video(file: String)
         }
@@ -44,9 +45,6 @@ struct FilterGraphBuilder: Sendable {
     var firstFrame: Still?
     var lastFrame: Still?
     var elements: [ElementOverlay] = []
-    var audio: Bool
-    /// Spoken lines per shot index, in the order they are said.
-    var speech: [Int: [SpeechSynthesizer.Clip]] = [:]
     var audioSeed: UInt64
     var preset: String
     var threads: Int
@@ -54,10 +52,15 @@ struct FilterGraphBuilder: Sendable {
     static let fps = 24
     static let sampleRate = 48_000
 
-    /// Arguments (without progress options) rendering shot `shot` alone as a video-only MP4 segment to `video`, and,
-    /// given `cover`, its first frame as the JPEG cover. Shots render as separate processes side by side; ``muxArguments``
-    /// joins the segments (stream copy) with the audio from ``audioArguments``.
-    func segmentArguments(shot index: Int, video: String, cover: String?) -> [String] {
+    /// Arguments (without progress options) for one ffmpeg process that renders the video of the shots in `shots`
+    /// (concatenated, cut exactly on their boundaries) as an H.264 MP4 `video` and, given `cover`, the first shot's first
+    /// frame as the JPEG cover. With `faststart` the index goes first.
+    ///
+    /// Usually one process renders all shots; large frames split them over a few processes side by side. The audio
+    /// renders in its own process alongside (``audioArguments(speech:output:)``), and ``MP4Joiner`` joins the pieces
+    /// by stream copy: in one process the AAC encoder would run on the thread that also runs the filter graph and feeds
+    /// x264, which made a 720p render a quarter slower than the join costs.
+    func renderArguments(shots: Range<Int>, video: String, cover: String?, faststart: Bool) -> [String] {
         var inputs: [String] = []
         var inputCount = 0
         func addInput(_ options: [String]) -> Int {
@@ -68,57 +71,23 @@ struct FilterGraphBuilder: Sendable {
         func addStill(_ still: Still) -> Int {
             addInput(["-f", still.demuxer, "-framerate", "\(Self.fps)", "-i", still.file])
         }
-        let shot = plan.shots[index]
-        let single = plan.shots.count == 1
-        let firstInput = index == 0 ? firstFrame.map(addStill) : nil
-        let lastInput = index == plan.shots.count - 1 ? lastFrame.map(addStill) : nil
-        let all = elementsShown()
-        let shown = all.indices.map { $0 == index ? all[$0] : [] }
-        // Per element shown here, its input: a decoded image, or a video looped for as long as the shot lasts.
-        var elementInputs: [Int: [Int: Int]] = [:]
-        for element in shown[index] {
-            switch elements[element].source {
-            case .image(let still): elementInputs[element] = [index: addStill(still)]
-            case .video(let file): elementInputs[element] = [index: addInput(["-stream_loop", "-1", "-i", file])]
-            }
+        let shown = elementsShown()
+        var chains = elementChains(shots: shots, shown: shown, addInput: addInput, addStill: addStill)
+        var shotOutputs: [String] = []
+        for index in shots {
+            let (shotChains, output) = self.shotChains(index, shown: shown[index], addStill: addStill)
+            chains += shotChains
+            shotOutputs.append(output)
         }
-
-        var chains = elementChains(inputs: elementInputs, shown: shown)
-        var segment: String
-        if let firstInput, let lastInput, single {
-            chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index])
-            segment = "[dissolved]null"
-        } else if let firstInput {
-            segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
-        } else if let lastInput, !single {
-            // Several shots and a last image: the last shot moves to rest on it.
-            segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
-        } else {
-            chains += colourClip(look: looks[index], frames: shot.frames)
-            segment = "[colour]null"
-        }
-        if !shown[index].isEmpty {
-            chains.append("\(segment)[shot\(index)bare]")
-            var current = "shot\(index)bare"
-            for (slot, element) in shown[index].enumerated() {
-                let next = "shot\(index)el\(slot)"
-                chains.append(
-                    "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
-                        + ":eof_action=repeat[\(next)]")
-                current = next
-            }
-            segment = "[\(current)]null"
-        }
-        let labelSize = max(14, size.height / 40)
-        chains.append(
-            "\(segment),\(captionFilter(file: captionFiles[index])),"
-                + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
-                + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
-                + "trim=end_frame=\(shot.frames),format=yuv420p" + (cover == nil ? "[v]" : ",split=2[v][coversource]"))
+        let joined =
+            shotOutputs.count == 1
+            ? "[\(shotOutputs[0])]null," : shotOutputs.map { "[\($0)]" }.joined() + "concat=n=\(shotOutputs.count):v=1:a=0,"
+        chains.append(joined + "format=yuv420p" + (cover == nil ? "[v]" : ",split=2[v][coversource]"))
         var outputs = [
             "-map", "[v]", "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
-            "-flags:v", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", video,
+            "-flags:v", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1",
         ]
+        outputs += (faststart ? ["-movflags", "+faststart"] : []) + ["-f", "mp4", video]
         if let cover {
             // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
             chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
@@ -127,11 +96,13 @@ struct FilterGraphBuilder: Sendable {
                 "-map_metadata", "-1", "-f", "mjpeg", cover,
             ]
         }
-        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
+        // -xerror: an input image that does not decode stops the render (the engine then names the image at fault).
+        return ["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"] + inputs
+            + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
     }
 
-    /// Arguments rendering the whole audio track (AAC in MP4) to `output`; only called when audio is on.
-    func audioArguments(output: String) -> [String] {
+    /// Arguments rendering the whole audio track (AAC in MP4) to `output` with the spoken lines per shot index.
+    func audioArguments(speech: [Int: [SpeechSynthesizer.Clip]], output: String) -> [String] {
         var inputs: [String] = []
         var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
         for shot in speech.keys.sorted() {
@@ -148,12 +119,73 @@ struct FilterGraphBuilder: Sendable {
             ]
     }
 
-    /// Arguments joining the segments listed in `list` (an ffconcat file) and the optional audio file into `video`
-    /// by stream copy, with the index first.
-    static func muxArguments(list: String, audio: String?, video: String) -> [String] {
-        ["-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", list]
-            + (audio.map { ["-i", $0, "-map", "0:v", "-map", "1:a"] } ?? ["-map", "0:v"])
-            + ["-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", video]
+    /// Chains drawing shot `index` to exactly its frame count, with its caption and the preview label; returns the
+    /// chains and the label of their output. Every label inside is prefixed with the shot's, so shots share one graph.
+    private func shotChains(_ index: Int, shown: [Int], addStill: (Still) -> Int) -> (chains: [String], output: String) {
+        let shot = plan.shots[index]
+        let single = plan.shots.count == 1
+        let tag = "s\(index)"
+        let firstInput = index == 0 ? firstFrame.map(addStill) : nil
+        let lastInput = index == plan.shots.count - 1 ? lastFrame.map(addStill) : nil
+        var chains: [String] = []
+        var segment: String
+        if let firstInput, let lastInput, single {
+            chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index], tag: tag)
+            segment = "[\(tag)dissolved]null"
+        } else if let firstInput {
+            segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
+        } else if let lastInput, !single {
+            // Several shots and a last image: the last shot moves to rest on it.
+            segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
+        } else {
+            chains += colourClip(look: looks[index], frames: shot.frames, tag: tag)
+            segment = "[\(tag)colour]null"
+        }
+        if !shown.isEmpty {
+            chains.append("\(segment)[\(tag)bare]")
+            var current = "\(tag)bare"
+            for (slot, element) in shown.enumerated() {
+                let next = "\(tag)el\(slot)"
+                chains.append(
+                    "[\(current)][el\(element)for\(index)]overlay=x=W-w-\(margin):y=\(margin + slot * (elementSlotHeight + margin))"
+                        + ":eof_action=repeat[\(next)]")
+                current = next
+            }
+            segment = "[\(current)]null"
+        }
+        let labelSize = max(14, size.height / 40)
+        chains.append(
+            "\(segment),\(captionFilter(file: captionFiles[index])),"
+                + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
+                + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
+                + "trim=end_frame=\(shot.frames),setpts=PTS-STARTPTS,format=yuv420p[\(tag)v]")
+        return (chains, "\(tag)v")
+    }
+
+    /// Splits the shots into at most `count` contiguous groups of about equal frame counts, one per render process.
+    func groups(count: Int) -> [Range<Int>] {
+        let count = max(1, min(count, plan.shots.count))
+        guard count > 1 else { return [0..<plan.shots.count] }
+        var groups: [Range<Int>] = []
+        var start = 0
+        var done = 0
+        for group in 0..<count {
+            let remainingGroups = count - group
+            guard remainingGroups > 1 else { break }
+            let target = (plan.totalFrames - done) / remainingGroups
+            var end = start
+            var frames = 0
+            // At least one shot, and leave at least one shot for every later group.
+            while end < plan.shots.count - (remainingGroups - 1), frames + plan.shots[end].frames / 2 <= target || end == start {
+                frames += plan.shots[end].frames
+                end += 1
+            }
+            groups.append(start..<end)
+            done += frames
+            start = end
+        }
+        groups.append(start..<plan.shots.count)
+        return groups
     }
 
     // MARK: - Video pieces
@@ -161,25 +193,29 @@ struct FilterGraphBuilder: Sendable {
     private var font: String { fontFile.map { "fontfile=\(Self.escape($0))" } ?? "font=Sans" }
     private var margin: Int { max(8, size.height / 30) / 2 * 2 }
 
-    /// A generated shot: the look's background with three shapes moving across it, labelled `[colour]`.
+    /// A generated shot: the look's background with three shapes moving across it, labelled `[<tag>colour]`.
     ///
     /// The shapes are overlaid sources: overlay evaluates its position per frame with `t` as the time (in drawbox, `t`
-    /// is the box's thickness, so drawbox shapes cannot move).
-    private func colourClip(look: PreviewLook, frames: Int) -> [String] {
+    /// is the box's thickness, so drawbox shapes cannot move). Each shape is one frame held by overlay
+    /// (`eof_action=repeat`) and everything stays yuv420p: a shape source generating every frame, negotiated to
+    /// yuva420p, cost 8 times as much per frame as the whole rest of the graph.
+    private func colourClip(look: PreviewLook, frames: Int, tag: String) -> [String] {
         let w = size.width, h = size.height
         let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
         // Opaque shapes in colours pre-blended with the background: overlay then copies pixels instead of blending.
         func shape(_ colour: String, _ width: Double, _ height: Double, _ label: String) -> String {
-            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps)[\(label)]"
+            "color=c=\(colour):s=\(Self.even(Double(width)))x\(Self.even(Double(height))):r=\(Self.fps),format=yuv420p,trim=end_frame=1"
+                + "[\(tag)\(label)]"
         }
+        let moving = ":eof_action=repeat:format=yuv420"
         return [
-            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),trim=end_frame=\(frames),setpts=PTS-STARTPTS[colourbg]",
+            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),format=yuv420p,trim=end_frame=\(frames),setpts=PTS-STARTPTS[\(tag)colourbg]",
             shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.9), Double(w) / 5, Double(h) / 5, "shapea"),
             shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.6), Double(w) / 9, Double(h) / 9, "shapeb"),
             shape(PreviewLook.blend("0xffffff", over: look.background, opacity: 0.5), Double(h) / 12, Double(h) / 12, "shapec"),
-            "[colourbg][shapea]overlay=x='mod(t*\(speedX)+W/3,W+w)-w':y='H/4+mod(t*\(speedY),H/2)':shortest=1[coloura]",
-            "[coloura][shapeb]overlay=x='W-mod(t*\(speedY * 2),W+w)':y=H/8:shortest=1[colourb]",
-            "[colourb][shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)':shortest=1[colour]",
+            "[\(tag)colourbg][\(tag)shapea]overlay=x='mod(t*\(speedX)+W/3,W+w)-w':y='H/4+mod(t*\(speedY),H/2)'\(moving)[\(tag)coloura]",
+            "[\(tag)coloura][\(tag)shapeb]overlay=x='W-mod(t*\(speedY * 2),W+w)':y=H/8\(moving)[\(tag)colourb]",
+            "[\(tag)colourb][\(tag)shapec]overlay=x='W/2+W/3*sin(t*\(look.speedX % 5 + 1)/3)':y='H*3/5+H/8*cos(t)'\(moving)[\(tag)colour]",
         ]
     }
 
@@ -210,19 +246,19 @@ struct FilterGraphBuilder: Sendable {
     }
 
     /// The first image moving away from rest, a cross-dissolve in the middle, and the last image moving to rest at the
-    /// end. Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `dissolved`.
-    private func dissolveChains(first: Int, last: Int, frames: Int, move: CameraMove) -> [String] {
+    /// end. Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `<tag>dissolved`.
+    private func dissolveChains(first: Int, last: Int, frames: Int, move: CameraMove, tag: String) -> [String] {
         let fade = frames >= 72 ? 24 : 12
         let cut = (frames - fade) / 2
         return [
-            stillClip(input: first, frames: cut + fade, move: move, reversed: false) + ",split=2[firsta][firstb]",
-            "[firsta]trim=end_frame=\(cut)[firsthead]",
-            "[firstb]trim=start_frame=\(cut),setpts=PTS-STARTPTS[firsttail]",
-            stillClip(input: last, frames: frames - cut, move: move, reversed: true) + ",split=2[lasta][lastb]",
-            "[lasta]trim=end_frame=\(fade)[lasthead]",
-            "[lastb]trim=start_frame=\(fade),setpts=PTS-STARTPTS[lastbody]",
-            "[firsttail][lasthead]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=0[crossfade]",
-            "[firsthead][crossfade][lastbody]concat=n=3:v=1:a=0[dissolved]",
+            stillClip(input: first, frames: cut + fade, move: move, reversed: false) + ",split=2[\(tag)firsta][\(tag)firstb]",
+            "[\(tag)firsta]trim=end_frame=\(cut)[\(tag)firsthead]",
+            "[\(tag)firstb]trim=start_frame=\(cut),setpts=PTS-STARTPTS[\(tag)firsttail]",
+            stillClip(input: last, frames: frames - cut, move: move, reversed: true) + ",split=2[\(tag)lasta][\(tag)lastb]",
+            "[\(tag)lasta]trim=end_frame=\(fade)[\(tag)lasthead]",
+            "[\(tag)lastb]trim=start_frame=\(fade),setpts=PTS-STARTPTS[\(tag)lastbody]",
+            "[\(tag)firsttail][\(tag)lasthead]xfade=transition=fade:duration=\(Self.seconds(fade)):offset=0[\(tag)crossfade]",
+            "[\(tag)firsthead][\(tag)crossfade][\(tag)lastbody]concat=n=3:v=1:a=0[\(tag)dissolved]",
         ]
     }
 
@@ -243,6 +279,15 @@ struct FilterGraphBuilder: Sendable {
     /// Element slots down the right edge, keeping clear of the caption.
     private var maxElementSlots: Int { max(1, (size.height * 13 / 20 - margin) / (elementSlotHeight + margin)) }
 
+    /// The image files the render draws: the first and last frames and the references of every element shown.
+    var drawnFiles: Set<String> {
+        var files = Set([firstFrame, lastFrame].compactMap { $0?.file })
+        for element in Set(elementsShown().joined()) {
+            if case .images(let stills) = elements[element].source { files.formUnion(stills.prefix(4).map(\.file)) }
+        }
+        return files
+    }
+
     /// For each shot, the elements it shows (in request order, as many as there are slots).
     private func elementsShown() -> [[Int]] {
         plan.shots.indices.map { shot in
@@ -250,28 +295,51 @@ struct FilterGraphBuilder: Sendable {
         }
     }
 
-    /// Each shown element scaled into a labelled thumbnail (`el<i>for<shot>`): an image once, split over its shots;
-    /// a video per shot, trimmed to the shot's length.
-    private func elementChains(inputs: [Int: [Int: Int]], shown: [[Int]]) -> [String] {
+    /// Each element shown in `shots` as a labelled card (`el<i>for<shot>`): its first reference image large with its
+    /// name under it and any further references in a column beside it, built once and split over its shots; a video
+    /// element's frames instead, per shot, trimmed to the shot's length.
+    private func elementChains(
+        shots: Range<Int>, shown: [[Int]], addInput: (_ options: [String]) -> Int, addStill: (Still) -> Int
+    ) -> [String] {
         let b = elementBorder, t = elementThumb, label = elementLabelHeight
-        func thumbnail(_ index: Int) -> String {
-            "scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,"
-                + "format=yuv420p,pad=iw+\(2 * b):ih+\(label + 2 * b):\(b):\(b):color=0x101010,"
+        let cardHeight = t + label + 2 * b
+        let tile = max(2, cardHeight / 3 / 2 * 2)
+        let dark = "0x101010"
+        func card(_ index: Int) -> String {
+            "scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,format=yuv420p,"
+                + "pad=\(t + 2 * b):\(cardHeight):(ow-iw)/2:\(b)+(\(t)-ih)/2:color=\(dark),"
                 + "drawtext=\(font):textfile=\(elements[index].labelFile):expansion=none:fontcolor=white"
                 + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2"
         }
         var chains: [String] = []
         for index in elements.indices {
-            guard let perShot = inputs[index], !perShot.isEmpty else { continue }
-            let shots = perShot.keys.sorted()
+            let showing = shots.filter { shown[$0].contains(index) }
+            guard !showing.isEmpty else { continue }
             switch elements[index].source {
-            case .image:
-                let outputs = shots.map { "[el\(index)for\($0)]" }.joined()
-                chains.append("[\(perShot[shots[0]]!):v]\(thumbnail(index)),split=\(shots.count)\(outputs)")
-            case .video:
-                for shot in shots {
+            case .images(let stills):
+                let outputs = showing.map { "[el\(index)for\($0)]" }.joined()
+                let inputs = stills.prefix(4).map(addStill)
+                let extras = inputs.dropFirst()
+                if extras.isEmpty {
+                    chains.append("[\(inputs[0]):v]\(card(index)),split=\(showing.count)\(outputs)")
+                    continue
+                }
+                // Further references as tiles in a column to the card's left, as tall as the card.
+                for (number, input) in extras.enumerated() {
                     chains.append(
-                        "[\(perShot[shot]!):v]fps=\(Self.fps),\(thumbnail(index)),trim=end_frame=\(plan.shots[shot].frames),"
+                        "[\(input):v]scale=\(tile - 2 * b):\(tile - 2 * b):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                            + "setsar=1,format=yuv420p,pad=\(tile):\(tile):(ow-iw)/2:(oh-ih)/2:color=\(dark)[el\(index)ref\(number)]")
+                }
+                let column = extras.indices.map { "[el\(index)ref\($0 - 1)]" }.joined()
+                let stack = extras.count > 1 ? "vstack=inputs=\(extras.count)," : "null,"
+                chains.append("\(column)\(stack)pad=\(tile + b):\(cardHeight):0:0:color=\(dark)[el\(index)column]")
+                chains.append("[\(inputs[0]):v]\(card(index))[el\(index)card]")
+                chains.append("[el\(index)column][el\(index)card]hstack=inputs=2,split=\(showing.count)\(outputs)")
+            case .video(let file):
+                for shot in showing {
+                    let input = addInput(["-stream_loop", "-1", "-i", file])
+                    chains.append(
+                        "[\(input):v]fps=\(Self.fps),\(card(index)),trim=end_frame=\(plan.shots[shot].frames),"
                             + "setpts=PTS-STARTPTS[el\(index)for\(shot)]")
                 }
             }

@@ -42,6 +42,7 @@ public func buildApplication(
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
     OpenAPIDocument.register(on: router)
+    PlaygroundRoutes(links: links, logger: logger).register(on: router)
     OpsRoutes(
         store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
     ).register(on: router)

@@ -5,7 +5,7 @@ import KlingAPI
 import KlingCore
 
 /// Market endpoints: `POST /api/v1/jobs/createTask`, `GET /api/v1/jobs/recordInfo`, `GET /api/v1/chat/credit`, and the
-/// KlingKit extension `POST /api/v1/jobs/quote`.
+/// KlingKit extensions `POST /api/v1/jobs/quote` and `GET /api/v1/jobs/list`.
 struct MarketRoutes {
     let tasks: TaskService
     let links: ResultLinks
@@ -22,6 +22,7 @@ struct MarketRoutes {
             .add(middleware: APIKeyAuthMiddleware<MarketDialect>(tasks: tasks))
         group.post("jobs/createTask") { request, context in try await create(request, context) }
         group.get("jobs/recordInfo") { request, context in try await recordInfo(request, context) }
+        group.get("jobs/list") { request, context in try await list(request, context) }
         group.post("jobs/quote") { request, context in try await quote(request, context) }
         group.get("chat/credit") { request, context in try await credit(request, context) }
         group.get("callbacks") { request, context in try await callbacks(request, context) }
