@@ -106,8 +106,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The web playground served at `/`: plain HTML, CSS and JavaScript, no build step.
-            resources: [.copy("Playground/Web")],
+            // The web playground served at `/` (plain HTML, CSS and JavaScript, no build step) and the OpenAPI document.
+            resources: [.copy("Playground/Web"), .copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -28,6 +28,8 @@ public func buildApplication(
     let engine = makeEngine(inputs)
 
     let router = Router(context: KlingRequestContext.self)
+    // Outermost: a request id on every response and in every log line of the request.
+    router.add(middleware: RequestIDMiddleware())
     // Requests by route and status, with latency, into whatever metrics backend the process bootstrapped.
     router.add(middleware: MetricsMiddleware())
     // Only finished results and uploads are served (never scratch files or the database), and only through signed,
@@ -39,6 +41,7 @@ public func buildApplication(
             logger: logger))
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
+    OpenAPIDocument.register(on: router)
     PlaygroundRoutes(links: links, logger: logger).register(on: router)
     OpsRoutes(
         store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
