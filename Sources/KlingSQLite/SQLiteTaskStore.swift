@@ -201,7 +201,11 @@ public final class SQLiteTaskStore: TaskStore {
         }
         // The provider's task id of a task forwarded to an upstream engine; private, never read into a TaskRecord.
         migrator.registerMigration("v8-upstream") { db in
-            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN upstream_task_id TEXT")
+            try db.execute(
+                sql: """
+                    ALTER TABLE tasks ADD COLUMN upstream_engine TEXT;
+                    ALTER TABLE tasks ADD COLUMN upstream_task_id TEXT;
+                    """)
         }
         return migrator
     }
@@ -661,13 +665,14 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func recordEngine(taskID: String, attempt: Int, engine: String, upstreamTaskID: String?, now: Int64) async throws -> Bool {
         try await updateClaimed(
-            taskID: taskID, attempt: attempt, set: "engine = ?, upstream_task_id = ?, updated_at = ?", [engine, upstreamTaskID, now])
+            taskID: taskID, attempt: attempt, set: "engine = ?, upstream_engine = ?, upstream_task_id = ?, updated_at = ?",
+            [engine, upstreamTaskID == nil ? nil : engine, upstreamTaskID, now])
     }
 
     public func upstreamTask(taskID: String) async throws -> UpstreamTaskReference? {
         try await pool.read { db in
             try Row.fetchOne(
-                db, sql: "SELECT engine, upstream_task_id FROM tasks WHERE id = ? AND upstream_task_id IS NOT NULL", arguments: [taskID]
+                db, sql: "SELECT upstream_engine, upstream_task_id FROM tasks WHERE id = ? AND upstream_task_id IS NOT NULL", arguments: [taskID]
             ).map { UpstreamTaskReference(engine: $0[0], taskID: $0[1]) }
         }
     }

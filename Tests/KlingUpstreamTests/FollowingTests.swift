@@ -31,7 +31,8 @@ import Testing
             // The result is our copy, byte for byte, described by ffprobe.
             #expect(output.videoFile.path.hasPrefix(job.outputDirectory.path))
             #expect(FileManager.default.contents(atPath: output.videoFile.path) == FileManager.default.contents(atPath: harness.media.video.path))
-            #expect(output.coverFile.map { FileManager.default.fileExists(atPath: $0.path) } == true)
+            // Kling official and Market results link a cover; CRUN's contract has none.
+            #expect(output.coverFile.map { FileManager.default.fileExists(atPath: $0.path) } == (flavor == .crun ? nil : true))
             #expect(output.width == 320 && output.height == 240 && output.hasAudio)
             #expect(abs(output.durationSeconds - 2) < 0.2)
             // Progress: queued, then the provider's 40% mapped, then copying.
@@ -204,7 +205,8 @@ import Testing
         var script = FakeScript()
         script.queriesUntilDone = 2
         script.withCover = false
-        script.rateLimit = .init(perSecond: 50, burst: 10)
+        // The provider allows 50 calls per second, with a bucket of 25 to absorb the jitter of a loaded machine.
+        script.rateLimit = .init(perSecond: 50, burst: 25)
         let fake = harness.fake(.official, script: script)
         try await fake.run { base in
             var following = UpstreamHarness.quickFollowing
@@ -224,9 +226,13 @@ import Testing
             #expect(finished == count)
             #expect(record.creates.count == count)
             #expect(record.queries.count == 2 * count)
-            // The provider never had to refuse a call, and never saw more than its rate (plus its burst) in any second.
+            // The provider never had to refuse a call, never saw more than its rate (plus its burst) in any second, and
+            // over the whole run no more than its rate.
             #expect(record.rateRefusals == 0)
-            #expect(record.maxAdmittedPerSecond <= 60)
+            #expect(record.maxAdmittedPerSecond <= 75)
+            let span = try #require(record.admitted.last) - (try #require(record.admitted.first))
+            let seconds = Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
+            #expect(Double(record.admitted.count - 25) / seconds <= 50)
             #expect(await engine.limiter.granted == 3 * count)
         }
     }

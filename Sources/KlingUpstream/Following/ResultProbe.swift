@@ -12,8 +12,23 @@ enum ResultProbe {
         var hasAudio: Bool
     }
 
+    /// ffprobe processes at once in this process (results of many followed tasks can arrive together).
+    static let running = ConcurrencyLimit(count: 4)
+
     /// The facts of `file`, or a 501 ``EngineError`` naming `engine` when it is not a playable video.
     static func probe(_ file: URL, ffprobe: String, engine: String) async throws -> Facts {
+        await running.acquire()
+        let result: Result<Facts, any Error>
+        do {
+            result = .success(try await run(file, ffprobe: ffprobe, engine: engine))
+        } catch {
+            result = .failure(error)
+        }
+        await running.release()
+        return try result.get()
+    }
+
+    private static func run(_ file: URL, ffprobe: String, engine: String) async throws -> Facts {
         let output: String
         let succeeded: Bool
         do {

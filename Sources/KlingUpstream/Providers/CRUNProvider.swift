@@ -9,8 +9,8 @@ public struct CRUNProvider: UpstreamProvider {
     private let http: UpstreamHTTP
     private let key: String
 
-    public init(baseURL: String, key: String, client: HTTPClient = .shared, timeout: Duration = .seconds(30)) {
-        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client, timeout: timeout)
+    public init(baseURL: String, key: String, client: HTTPClient? = nil, timeout: Duration = .seconds(30)) {
+        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout)
         self.key = key
     }
 

@@ -11,8 +11,8 @@ public struct KlingOfficialProvider: UpstreamProvider {
     private let signer: KlingTokenSigner
 
     /// A provider at `baseURL` (e.g. `https://api.klingai.com`) with the operator's access key / secret key pair.
-    public init(baseURL: String, accessKey: String, secretKey: String, client: HTTPClient = .shared, timeout: Duration = .seconds(30)) async {
-        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client, timeout: timeout)
+    public init(baseURL: String, accessKey: String, secretKey: String, client: HTTPClient? = nil, timeout: Duration = .seconds(30)) async {
+        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout)
         signer = await KlingTokenSigner(accessKey: accessKey, secretKey: secretKey)
     }
 

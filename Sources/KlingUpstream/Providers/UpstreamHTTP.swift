@@ -23,6 +23,16 @@ struct UpstreamHTTP: Sendable {
         var json: JSONValue?
     }
 
+    /// The client providers use unless given one: lives as long as the process (like `HTTPClient.shared`), with room
+    /// for many connections per provider, so calls the rate limiter lets through are not held back in a small pool
+    /// and then released in a burst.
+    static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     init(engine: String, baseURL: String, client: HTTPClient, timeout: Duration) {
         self.engine = engine
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
