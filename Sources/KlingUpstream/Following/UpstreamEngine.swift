@@ -2,6 +2,7 @@ import Foundation
 import KlingAPI
 import KlingCore
 import Logging
+import ServiceLifecycle
 
 /// Forwards a task to one provider and follows it to the end: submits once (the provider's task id is stored
 /// privately, so a later claim after a restart resumes following it), waits for KlingKit's signed callback or polls
@@ -114,15 +115,20 @@ public struct UpstreamEngine: VideoEngine {
         while true {
             if waitFirst {
                 let remaining = Duration.milliseconds(max(0, deadline - TaskWorker.nowMillis()))
-                if let wakes {
-                    await wakes.wait(since: seen, timeout: min(delay, remaining))
-                    seen = wakes.current
-                } else {
-                    try? await Task.sleep(for: min(delay, remaining))
+                // Graceful shutdown ends the wait: the task goes back to the queue and is resumed (not resubmitted).
+                let (since, pause) = (seen, min(delay, remaining))
+                await cancelWhenGracefulShutdown {
+                    if let wakes {
+                        await wakes.wait(since: since, timeout: pause)
+                    } else {
+                        try? await Task.sleep(for: pause)
+                    }
                 }
+                seen = wakes?.current ?? 0
             }
             waitFirst = true
             try Task.checkCancellation()
+            if Task.isShuttingDownGracefully { throw CancellationError() }
             if TaskWorker.nowMillis() >= deadline {
                 throw EngineError.renderFailed(
                     "\(name): the provider did not finish the task within \(configuration.ceiling.components.seconds / 60) minutes")
