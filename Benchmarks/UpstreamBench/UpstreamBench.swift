@@ -68,5 +68,11 @@ func runUpstreamBench(tasks count: Int, rate: Double, queries: Int) async throws
     let theoretical = rate / Double(1 + queries)
     print("upstream following: \(followed) tasks, \(queries) queries each, provider limit \(rate) calls/s")
     print(String(format: "  elapsed %.2f s; %.2f tasks/s followed vs %.2f theoretical (%.1f%%)", seconds, measured, theoretical, measured / theoretical * 100))
+    if let first = record.admitted.first, let last = record.admitted.last, last > first {
+        let span = last - first
+        let callSeconds = Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
+        let callRate = Double(record.admitted.count - 1) / callSeconds
+        print(String(format: "  provider calls: %.2f/s from the first to the last vs %.2f allowed (%.1f%%)", callRate, rate, callRate / rate * 100))
+    }
     print("  provider saw \(record.creates.count) creates, \(record.queries.count) queries, \(record.rateRefusals) refused by its limit, at most \(record.maxAdmittedPerSecond) calls in any second")
 }
