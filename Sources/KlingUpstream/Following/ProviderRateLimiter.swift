@@ -3,7 +3,7 @@
 ///
 /// Callers queue in order; a single pacer releases one every `1 / rate` on an ideal timeline. A pacer that wakes a
 /// little late keeps to the timeline (no slow drift below the rate); one that fell behind by more than a slot (a busy
-/// machine) starts a new timeline instead of catching up, so calls never go out in a burst: in any second at most
+/// machine) starts a new timeline instead of catching up, so calls never go out in a burst: in any second about
 /// `rate + 1` calls start, however many tasks are open.
 public actor ProviderRateLimiter {
     private let interval: Duration
