@@ -96,13 +96,11 @@ let package = Package(
         .target(
             name: "KlingUpstream",
             dependencies: [
-                "KlingAPI", "KlingCore",
+                "KlingAPI", "KlingCore", "CFFmpeg",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -327,13 +327,16 @@ public final class FakeProvider: Sendable {
     }
 
     private func download(_ file: String) async throws -> Response {
-        let expired = state.withLock { state -> Bool in
+        let (expired, unplayable) = state.withLock { state -> (Bool, Bool) in
             state.record.downloads += 1
             if state.script.expiredDownloads > 0 {
                 state.script.expiredDownloads -= 1
-                return true
+                return (true, false)
             }
-            return false
+            return (false, state.script.unplayableResult)
+        }
+        if unplayable, !file.hasSuffix(".jpg") {
+            return Response(status: .ok, headers: [.contentType: "video/mp4"], body: .init(byteBuffer: ByteBuffer(string: "not a video at all")))
         }
         if expired { return Response(status: .forbidden, body: .init(byteBuffer: ByteBuffer(string: "link expired"))) }
         let source = file.hasSuffix(".jpg") ? coverFile : videoFile

@@ -45,6 +45,8 @@ public struct FakeScript: Sendable {
     public var sendCallbacks = true
     /// The first this many result downloads answer 403, as an expired link does.
     public var expiredDownloads = 0
+    /// Whether result downloads serve text instead of the video (a provider handing back something unplayable).
+    public var unplayableResult = false
     /// Progress reported while running, if any.
     public var runningProgress: Int?
     /// Whether finished tasks link a cover image.

@@ -68,6 +68,21 @@ import Testing
         }
     }
 
+    @Test func anUnplayableResultFailsTheTaskInsteadOfSucceeding() async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        var script = FakeScript()
+        script.unplayableResult = true
+        let fake = harness.fake(.market, script: script)
+        try await fake.run { base in
+            let engine = harness.engine(UpstreamHarness.market(base))
+            let job = try #require(try await harness.claimedJobs(1).first)
+            let error = await #expect(throws: EngineError.self) { try await engine.render(job) { _ in } }
+            #expect(error?.code == 501)
+            #expect(error?.message == "kling-market: the provider's result is not a playable video")
+        }
+    }
+
     @Test func honoursRetryAfterAndRidesOutServerErrorsWhileFollowing() async throws {
         let harness = try await UpstreamHarness.make()
         defer { harness.cleanUp() }

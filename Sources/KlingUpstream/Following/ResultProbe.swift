@@ -1,9 +1,12 @@
+import CFFmpeg
 import Foundation
 import KlingCore
-import Subprocess
-import SystemPackage
 
-/// Reads a downloaded result's size, duration and audio with ffprobe, so task details describe the file we serve.
+/// Reads a downloaded result's size, duration and audio with FFmpeg's libavformat, in process, so task details
+/// describe the file we serve.
+///
+/// An ffprobe run per result cost about 0.07 s of CPU (loading its libraries); while following many tasks at a
+/// provider's full rate, those start-ups were what held the follower below the rate.
 enum ResultProbe {
     struct Facts: Sendable {
         var width: Int
@@ -12,57 +15,46 @@ enum ResultProbe {
         var hasAudio: Bool
     }
 
-    /// ffprobe processes at once in this process (results of many followed tasks can arrive together).
+    /// Probes at once in this process (results of many followed tasks can arrive together); each runs on its own
+    /// thread, since demuxing blocks.
     static let running = ConcurrencyLimit(count: 4)
 
     /// The facts of `file`, or a 501 ``EngineError`` naming `engine` when it is not a playable video.
-    static func probe(_ file: URL, ffprobe: String, engine: String) async throws -> Facts {
+    static func probe(_ file: URL, engine: String) async throws -> Facts {
         await running.acquire()
-        let result: Result<Facts, any Error>
-        do {
-            result = .success(try await run(file, ffprobe: ffprobe, engine: engine))
-        } catch {
-            result = .failure(error)
+        let facts = await withCheckedContinuation { (continuation: CheckedContinuation<Facts?, Never>) in
+            Thread.detachNewThread { continuation.resume(returning: read(file)) }
         }
         await running.release()
-        return try result.get()
-    }
-
-    private static func run(_ file: URL, ffprobe: String, engine: String) async throws -> Facts {
-        let output: String
-        let succeeded: Bool
-        do {
-            let result = try await Subprocess.run(
-                ffprobe.contains("/") ? .path(FilePath(ffprobe)) : .name(ffprobe),
-                arguments: [
-                    "-v", "error", "-show_entries", "stream=codec_type,width,height:format=duration", "-of", "default=noprint_wrappers=1",
-                    file.path,
-                ],
-                output: .string(limit: 1 << 16), error: .discarded)
-            output = result.standardOutput
-            succeeded = result.terminationStatus.isSuccess
-        } catch {
-            try Task.checkCancellation()
-            throw EngineError.renderFailed("\(engine): ffprobe could not be run to check the result: \(error)")
-        }
-        var width: Int?
-        var height: Int?
-        var duration: Double?
-        var hasAudio = false
-        for line in output.split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { continue }
-            switch parts[0] {
-            case "width": width = width ?? Int(parts[1])
-            case "height": height = height ?? Int(parts[1])
-            case "duration": duration = Double(parts[1]) ?? duration
-            case "codec_type" where parts[1] == "audio": hasAudio = true
-            default: break
-            }
-        }
-        guard succeeded, let width, let height, let duration, width > 0, height > 0, duration > 0 else {
+        guard let facts, facts.width > 0, facts.height > 0, facts.durationSeconds > 0 else {
             throw EngineError.renderFailed("\(engine): the provider's result is not a playable video")
         }
-        return Facts(width: width, height: height, durationSeconds: duration, hasAudio: hasAudio)
+        return facts
+    }
+
+    /// libavformat logs to standard error by default; a result that does not probe is reported by `probe` instead.
+    private static let quietLibrary: Void = av_log_set_level(AV_LOG_QUIET)
+
+    /// Opens the file and reads its streams' parameters (decoding a few packets where the container leaves them out).
+    private static func read(_ file: URL) -> Facts? {
+        quietLibrary
+        var context: UnsafeMutablePointer<AVFormatContext>?
+        guard avformat_open_input(&context, file.path, nil, nil) >= 0, let opened = context else { return nil }
+        defer { avformat_close_input(&context) }
+        guard avformat_find_stream_info(opened, nil) >= 0 else { return nil }
+        var facts = Facts(width: 0, height: 0, durationSeconds: 0, hasAudio: false)
+        for index in 0..<Int(opened.pointee.nb_streams) {
+            guard let parameters = opened.pointee.streams[index]?.pointee.codecpar?.pointee else { continue }
+            if parameters.codec_type == AVMEDIA_TYPE_VIDEO, facts.width == 0 {
+                facts.width = Int(parameters.width)
+                facts.height = Int(parameters.height)
+            } else if parameters.codec_type == AVMEDIA_TYPE_AUDIO {
+                facts.hasAudio = true
+            }
+        }
+        if opened.pointee.duration > 0 {
+            facts.durationSeconds = Double(opened.pointee.duration) / Double(AV_TIME_BASE)
+        }
+        return facts
     }
 }

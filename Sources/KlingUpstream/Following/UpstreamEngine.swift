@@ -23,8 +23,6 @@ public struct UpstreamEngine: VideoEngine {
         public var maxVideoBytes = 1 << 30
         /// Largest cover image accepted, in bytes. Default 10 MB.
         public var maxCoverBytes = 10 * 1024 * 1024
-        /// ffprobe executable, to check and describe the downloaded video.
-        public var ffprobe = "ffprobe"
 
         public init() {}
     }
@@ -195,7 +193,7 @@ public struct UpstreamEngine: VideoEngine {
         if let lastError {
             throw EngineError.renderFailed("\(name): the finished video could not be copied: \(lastError.message)")
         }
-        let facts = try await ResultProbe.probe(video, ffprobe: configuration.ffprobe, engine: name)
+        let facts = try await ResultProbe.probe(video, engine: name)
         var cover: URL?
         if let coverLink = links.1 {
             let file = job.outputDirectory.appendingPathComponent("cover.jpg")
