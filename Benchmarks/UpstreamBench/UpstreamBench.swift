@@ -1,7 +1,7 @@
 // Tasks followed per second at a provider's rate limit, against the theoretical limit: a loopback fake of Kling's
 // official API admits `rate` calls per second (token bucket, burst 10); each task costs one create and `queries`
 // status queries, so at best `rate / (1 + queries)` tasks finish per second. Every task is forwarded, followed,
-// downloaded through the safe fetcher and checked with ffprobe, as in the server.
+// downloaded through the safe fetcher and probed with libavformat, as in the server.
 import Foundation
 import KlingAPI
 import KlingCore
