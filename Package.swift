@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Wire models of every dialect and the canonical request with its validation. Foundation only.
@@ -78,6 +79,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The PostgreSQL store (PostgresNIO), for several API and worker processes sharing one database.
+        .target(
+            name: "KlingPostgres",
+            dependencies: [
+                "KlingCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // FFmpeg's libavformat from the system (Debian: libavformat-dev), for joining rendered pieces in process.
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
         // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
@@ -113,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "kling-server",
             dependencies: [
-                "KlingServer",
+                "KlingServer", "KlingSQLite", "KlingPostgres",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -151,7 +163,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),
-        .testTarget(name: "KlingStoreTests", dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KlingStoreTests",
+            dependencies: [
+                "KlingSQLite", "KlingPostgres", "KlingCore", "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KlingPreviewTests",
             dependencies: [

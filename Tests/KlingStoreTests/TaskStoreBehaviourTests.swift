@@ -1,27 +1,58 @@
 import Foundation
 import KlingAPI
 import KlingCore
+import KlingPostgres
 import KlingSQLite
+import Synchronization
 import Testing
 
-/// The behaviour every `TaskStore` must show; runs against each backend (SQLite now, PostgreSQL later).
+/// The behaviour every `TaskStore` must show; every test runs against each backend: SQLite always, PostgreSQL when
+/// `KLING_TEST_DATABASE_URL` names a server (scripts/test.sh starts one with scripts/start-postgres.sh).
 @Suite("TaskStore behaviour")
 struct TaskStoreBehaviourTests {
     /// One backend under test with a fresh database; `open` makes another, independent handle on the same database
     /// (as a second process would have).
     struct Backend {
         var name: String
-        var directory: URL
-        var open: () throws -> any TaskStore
+        var open: () async throws -> any TaskStore
+        /// Closes the handles `open` made and deletes the database.
+        var tearDown: () async throws -> Void
     }
 
-    static func makeBackends() -> [Backend] {
+    /// The backends of one test, each with a database of its own.
+    static func makeBackends() async throws -> [Backend] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-store-\(UUID().uuidString)")
-        return [
-            Backend(name: "sqlite", directory: directory) {
+        var backends = [
+            Backend(name: "sqlite") {
                 try SQLiteTaskStore.sqlite(path: directory.appendingPathComponent("t.sqlite").path)
+            } tearDown: {
+                try? FileManager.default.removeItem(at: directory)
             }
         ]
+        if let server = PostgresTestDatabase.serverURL {
+            let database = try await PostgresTestDatabase.create(serverURL: server)
+            let opened = OpenedStores()
+            backends.append(
+                Backend(name: "postgres") {
+                    let store = try await PostgresTaskStore.connect(url: database.url)
+                    opened.stores.withLock { $0.append(store) }
+                    return store
+                } tearDown: {
+                    for store in opened.stores.withLock({ $0 }) { await store.close() }
+                    try await database.drop()
+                })
+        }
+        return backends
+    }
+
+    @Test(
+        "PostgreSQL backend is configured",
+        .enabled(
+            if: PostgresTestDatabase.serverURL != nil,
+            "KLING_TEST_DATABASE_URL is not set: the TaskStore behaviour suite ran against SQLite only (scripts/test.sh starts PostgreSQL)"
+        ))
+    func postgresBackendIsConfigured() async throws {
+        #expect(try await Self.makeBackends().map(\.name) == ["sqlite", "postgres"])
     }
 
     func withStores(_ body: (any TaskStore) async throws -> Void) async throws {
@@ -29,10 +60,27 @@ struct TaskStoreBehaviourTests {
     }
 
     func withBackends(_ body: (Backend) async throws -> Void) async throws {
-        for backend in Self.makeBackends() {
-            defer { try? FileManager.default.removeItem(at: backend.directory) }
-            try await body(backend)
+        for backend in try await Self.makeBackends() {
+            do {
+                try await body(backend)
+            } catch {
+                try? await backend.tearDown()
+                throw BackendFailure(backend: backend.name, error: error)
+            }
+            try await backend.tearDown()
         }
+    }
+
+    /// The PostgreSQL handles a test opened, closed when it ends.
+    final class OpenedStores: Sendable {
+        let stores = Mutex<[PostgresTaskStore]>([])
+    }
+
+    /// An error thrown while testing one backend, naming it.
+    struct BackendFailure: Error, CustomStringConvertible {
+        var backend: String
+        var error: any Error
+        var description: String { "[\(backend)] \(error)" }
     }
 
     func queuedTask(_ store: any TaskStore, account: Account, id: String, createdAt: Int64) async throws {
@@ -81,8 +129,8 @@ struct TaskStoreBehaviourTests {
     /// Reads are cached per process; a write through any other handle (another process) must show at once.
     @Test func everyHandleSeesAnotherHandlesWritesAtOnce() async throws {
         try await withBackends { backend in
-            let reader = try backend.open()
-            let writer = try backend.open()
+            let reader = try await backend.open()
+            let writer = try await backend.open()
             let account = try await writer.createAccount(name: "a", credits: 0, now: 1)
             let hash = APIKeys.hash("k")
             try await writer.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
@@ -180,8 +228,8 @@ struct TaskStoreBehaviourTests {
 
     @Test func concurrentChargesNeverOverdraw() async throws {
         try await withBackends { backend in
-            let first = try backend.open()
-            let second = try backend.open()  // another process on the same database
+            let first = try await backend.open()
+            let second = try await backend.open()  // another process on the same database
             let account = try await first.createAccount(name: "a", credits: 1000, now: 1)
             let accepted = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<60 {
@@ -205,8 +253,8 @@ struct TaskStoreBehaviourTests {
 
     @Test func creditsCannotGoNegativeAndSwitchesReachEveryHandle() async throws {
         try await withBackends { backend in
-            let writer = try backend.open()
-            let reader = try backend.open()
+            let writer = try await backend.open()
+            let reader = try await backend.open()
             let account = try await writer.createAccount(name: "a", credits: 5, now: 1)
             await #expect(throws: StoreError.self) { _ = try await writer.addCredits(accountID: account.id, amount: -6, note: "x", now: 2) }
             #expect(try await writer.addCredits(accountID: account.id, amount: -5, note: "x", now: 2) == 0)
