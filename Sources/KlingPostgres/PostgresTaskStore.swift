@@ -14,11 +14,10 @@ public final class PostgresTaskStore: TaskStore {
     private let runner: Task<Void, Never>
     private let logger: Logger
 
-    private init(configuration: Configuration, logger: Logger) {
-        let client = PostgresClient(configuration: configuration.client, backgroundLogger: logger)
+    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
         self.client = client
+        self.runner = runner
         self.logger = logger
-        runner = Task { await client.run() }
     }
 
     /// Connects to the database at `url` (`postgres://...`) and applies the migrations it has not seen yet.
@@ -30,7 +29,15 @@ public final class PostgresTaskStore: TaskStore {
     public static func connect(configuration: Configuration, logger: Logger = Logger(label: "kling.postgres")) async throws
         -> PostgresTaskStore
     {
-        let store = PostgresTaskStore(configuration: configuration, logger: logger)
+        let client = PostgresClient(configuration: configuration.client, backgroundLogger: logger)
+        // The pool serves leases only once `run()` is going: start it before the first query.
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let runner = Task {
+            signal.finish()
+            await client.run()
+        }
+        for await _ in started {}
+        let store = PostgresTaskStore(client: client, runner: runner, logger: logger)
         do {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let applied = try await store.client.withConnection { connection in

@@ -3,6 +3,7 @@ import KlingAPI
 import KlingCore
 import KlingPostgres
 import KlingSQLite
+import Logging
 import Synchronization
 import Testing
 
@@ -34,7 +35,9 @@ struct TaskStoreBehaviourTests {
             let opened = OpenedStores()
             backends.append(
                 Backend(name: "postgres") {
-                    let store = try await PostgresTaskStore.connect(url: database.url)
+                    var logger = Logger(label: "kling.tests.postgres")
+                    logger.logLevel = .warning
+                    let store = try await PostgresTaskStore.connect(url: database.url, logger: logger)
                     opened.stores.withLock { $0.append(store) }
                     return store
                 } tearDown: {
@@ -52,7 +55,9 @@ struct TaskStoreBehaviourTests {
             "KLING_TEST_DATABASE_URL is not set: the TaskStore behaviour suite ran against SQLite only (scripts/test.sh starts PostgreSQL)"
         ))
     func postgresBackendIsConfigured() async throws {
-        #expect(try await Self.makeBackends().map(\.name) == ["sqlite", "postgres"])
+        let backends = try await Self.makeBackends()
+        for backend in backends { try await backend.tearDown() }
+        #expect(backends.map(\.name) == ["sqlite", "postgres"])
     }
 
     func withStores(_ body: (any TaskStore) async throws -> Void) async throws {
@@ -389,6 +394,203 @@ struct TaskStoreBehaviourTests {
             }
             #expect(claimed.count == 40)
             #expect(Set(claimed).count == 40)
+        }
+    }
+
+    func task(
+        _ account: Account, id: String, createdAt: Int64 = 1, credits: Int64 = 0, dialect: String = "market", callbackURL: String? = nil,
+        externalID: String? = nil
+    ) -> TaskRecord {
+        let request = GenerationRequest(prompt: "p", duration: 3, mode: .std, callbackURL: callbackURL).normalized()
+        return TaskRecord(
+            id: id, accountID: account.id, dialect: dialect, model: "kling-3.0", request: request, params: "{}", createdAt: createdAt,
+            updatedAt: createdAt, credits: credits, externalID: externalID)
+    }
+
+    @Test func idempotencyKeysReturnTheEarlierTaskForADayAndRefuseOtherRequests() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", credits: 100, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 100, now: 1)
+            let day: Int64 = 86_400_000
+            func insert(_ account: Account, _ id: String, fingerprint: String = "f", now: Int64 = 1000) async throws -> IdempotentInsert {
+                try await store.insert(
+                    task(account, id: id, credits: 10), maxActiveTasks: nil, idempotencyKey: "k", fingerprint: fingerprint, now: now)
+            }
+            #expect(try await insert(alice, "t1") == .created)
+            #expect(try await insert(alice, "t2") == .existing(taskID: "t1"))
+            #expect(try await store.task(id: "t2") == nil)
+            #expect(try await store.balance(accountID: alice.id) == 90)
+            await #expect(throws: StoreError.self) { _ = try await insert(alice, "t3", fingerprint: "other") }
+            #expect(try await insert(bob, "b1") == .created)
+            #expect(try await insert(alice, "t4", now: 1000 + day + 1) == .created)
+            #expect(try await store.balance(accountID: alice.id) == 80)
+            #expect(try await store.ledgerMismatches().isEmpty)
+        }
+    }
+
+    @Test func externalIDsAreUniquePerAccount() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", credits: 0, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 0, now: 1)
+            try await store.insert(task(alice, id: "a1", externalID: "e"), maxActiveTasks: nil)
+            do {
+                try await store.insert(task(alice, id: "a2", externalID: "e"), maxActiveTasks: nil)
+                Issue.record("a second task with one external id was stored")
+            } catch let error as StoreError {
+                #expect(error.isExternalIDTaken)
+            }
+            try await store.insert(task(bob, id: "b1", externalID: "e"), maxActiveTasks: nil)
+            #expect(try await store.task(externalID: "e", accountID: alice.id)?.id == "a1")
+            #expect(try await store.task(externalID: "e", accountID: bob.id)?.id == "b1")
+            #expect(try await store.task(externalID: "x", accountID: alice.id) == nil)
+        }
+    }
+
+    @Test func listsPageNewestOrOldestFirstWithinTheAccount() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", credits: 0, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 0, now: 1)
+            for index in 1...5 { try await queuedTask(store, account: alice, id: "t\(index)", createdAt: Int64(index)) }
+            func ids(limit: Int, after: String? = nil, ascending: Bool = false, offset: Int = 0) async throws -> ([String], Bool) {
+                let page = try await store.listTasks(accountID: alice.id, limit: limit, after: after, ascending: ascending, offset: offset)
+                return (page.tasks.map(\.id), page.hasMore)
+            }
+            #expect(try await ids(limit: 2) == (["t5", "t4"], true))
+            #expect(try await ids(limit: 2, after: "t4") == (["t3", "t2"], true))
+            #expect(try await ids(limit: 2, after: "t2") == (["t1"], false))
+            #expect(try await ids(limit: 10, after: "t2", ascending: true) == (["t3", "t4", "t5"], false))
+            #expect(try await ids(limit: 2, offset: 1) == (["t4", "t3"], true))
+            await #expect(throws: StoreError.self) { _ = try await ids(limit: 2, after: "nope") }
+            #expect(try await store.listTasks(accountID: bob.id, limit: 10, after: nil, ascending: false, offset: 0).tasks.isEmpty)
+        }
+    }
+
+    @Test func cancellingRefundsOnceAndQueuesTheCallback() async throws {
+        try await withStores { store in
+            let alice = try await store.createAccount(name: "alice", credits: 100, now: 1)
+            let bob = try await store.createAccount(name: "bob", credits: 0, now: 1)
+            try await store.insert(task(alice, id: "t", credits: 30, callbackURL: "https://example.com/hook"), maxActiveTasks: nil)
+            let failure = TaskFailure(code: 499, message: "cancelled")
+            #expect(try await store.cancel(taskID: "t", accountID: bob.id, failure: failure, now: 5) == .notFound)
+            #expect(try await store.cancel(taskID: "t", accountID: alice.id, failure: failure, now: 5) == .cancelled)
+            #expect(try await store.cancel(taskID: "t", accountID: alice.id, failure: failure, now: 6) == .alreadyFinished)
+            let cancelled = try #require(try await store.task(id: "t"))
+            #expect(cancelled.state == .failed && cancelled.failure == failure && cancelled.refundedCredits == 30)
+            #expect(try await store.balance(accountID: alice.id) == 100)
+            let callbacks = try await store.callbacks(taskID: "t", accountID: alice.id)
+            #expect(callbacks.map(\.0.url) == ["https://example.com/hook"])
+            #expect(try await store.callbacks(taskID: "t", accountID: bob.id).isEmpty)
+        }
+    }
+
+    @Test func callbacksAreLeasedRetriedAndRecorded() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
+            try await store.insert(task(account, id: "t", callbackURL: "https://example.com/hook"), maxActiveTasks: nil)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
+            // The market dialect calls back on terminal states only.
+            #expect(try await store.claimDueCallbacks(now: 3, leaseUntil: 50, limit: 10).isEmpty)
+            #expect(try await store.complete(taskID: "t", attempt: 1, result: Self.result, now: 10))
+            let first = try await store.claimDueCallbacks(now: 10, leaseUntil: 50, limit: 10)
+            #expect(first.map(\.attempts) == [1])
+            let callback = try #require(first.first)
+            #expect(callback.taskID == "t" && callback.state == .pending && callback.dialect == "market")
+            #expect(try await store.claimDueCallbacks(now: 20, leaseUntil: 60, limit: 10).isEmpty)  // leased
+            try await store.recordCallbackAttempt(
+                CallbackAttempt(callbackID: callback.id, attempt: 1, status: 500, error: "HTTP 500", durationMillis: 7, at: 21),
+                payload: "{\"a\":1}", next: .retry(at: 200), now: 21)
+            #expect(try await store.claimDueCallbacks(now: 150, leaseUntil: 300, limit: 10).isEmpty)
+            let second = try await store.claimDueCallbacks(now: 200, leaseUntil: 300, limit: 10)
+            #expect(second.map(\.attempts) == [2])
+            // The payload stays the one of the first attempt.
+            try await store.recordCallbackAttempt(
+                CallbackAttempt(callbackID: callback.id, attempt: 2, status: 204, error: nil, durationMillis: 3, at: 201),
+                payload: "{\"a\":2}", next: .delivered, now: 201)
+            let listed = try await store.callbacks(taskID: "t", accountID: account.id)
+            let (record, attempts) = try #require(listed.first)
+            #expect(listed.count == 1)
+            #expect(record.state == .delivered && record.payload == "{\"a\":1}" && record.lastStatus == 204)
+            #expect(attempts.map(\.status) == [500, 204])
+            let stats = try await store.operationalStats(now: 300)
+            #expect(stats.callbacksByState[.delivered] == 1)
+            #expect(stats.callbackAttempts == ["ok": 1, "failed": 1])
+            #expect(stats.tasksByState[.succeeded] == 1)
+
+            #expect(try await store.resendCallback(id: callback.id, now: 400))
+            #expect(try await store.resendCallback(id: "nope", now: 400) == false)
+            #expect(try await store.claimDueCallbacks(now: 400, leaseUntil: 500, limit: 10).map(\.attempts) == [3])
+        }
+    }
+
+    @Test func klingTasksCallBackWhenFirstClaimed() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
+            try await store.insert(task(account, id: "t", dialect: "kling", callbackURL: "https://example.com/hook"), maxActiveTasks: nil)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 5, maxAttempts: 3)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 10, leaseUntil: 20, maxAttempts: 3)  // lease expired
+            let callbacks = try await store.callbacks(taskID: "t", accountID: account.id)
+            #expect(callbacks.map(\.0.event) == ["processing"])
+        }
+    }
+
+    @Test func webhookSecretsAreMadeOnceAndRotateWithOverlap() async throws {
+        try await withBackends { backend in
+            let first = try await backend.open()
+            let second = try await backend.open()
+            let account = try await first.createAccount(name: "a", credits: 0, now: 1)
+            // Two processes asking at once still make one secret.
+            async let one = first.webhookSecrets(accountID: account.id, now: 2)
+            async let two = second.webhookSecrets(accountID: account.id, now: 2)
+            let (a, b) = try await (one, two)
+            #expect(a.count == 1 && a == b)
+            let rotated = try await first.rotateWebhookSecret(accountID: account.id, previousUntil: 100, now: 10)
+            #expect(rotated.count == 2 && rotated.last == a.first && rotated.first != a.first)
+            #expect(try await second.webhookSecrets(accountID: account.id, now: 50) == rotated)
+            #expect(try await second.webhookSecrets(accountID: account.id, now: 101) == [rotated[0]])
+
+            let secret = try await first.installationSecret("links")
+            #expect(try await second.installationSecret("links") == secret)
+            #expect(try await second.installationSecret("other") != secret)
+
+            try await first.addJWTCredential(accessKey: "ak", accountID: account.id, secretKey: "sk", now: 3)
+            let credential = try await second.jwtCredential(accessKey: "ak")
+            #expect(credential?.account.id == account.id && credential?.secretKey == "sk")
+            #expect(try await second.jwtCredential(accessKey: "nope") == nil)
+        }
+    }
+
+    @Test func retentionFindsOldResultsOnceAndRecordsTheirExpiry() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
+            try await queuedTask(store, account: account, id: "t", createdAt: 1)
+            try await queuedTask(store, account: account, id: "q", createdAt: 2)
+            _ = try await store.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3)
+            #expect(try await store.complete(taskID: "t", attempt: 1, result: Self.result, now: 10))
+            #expect(try await store.tasksWithResults(completedBefore: 10, limit: 10).isEmpty)
+            #expect(try await store.tasksWithResults(completedBefore: 11, limit: 10) == ["t"])
+            try await store.markResultsExpired(taskIDs: ["t"], now: 20)
+            #expect(try await store.task(id: "t")?.resultsExpiredAt == 20)
+            #expect(try await store.tasksWithResults(completedBefore: 11, limit: 10).isEmpty)
+            let stats = try await store.operationalStats(now: 4002)
+            #expect(stats.oldestQueuedSeconds == 4)
+            #expect(stats.tasksByState == [.succeeded: 1, .queued: 1])
+        }
+    }
+
+    @Test func ledgerTotalsAndAccountListingMatchAcrossBackends() async throws {
+        try await withStores { store in
+            let bob = try await store.createAccount(name: "bob", credits: 50, now: 2)
+            let alice = try await store.createAccount(name: "alice", credits: 100, now: 1)
+            #expect(try await store.accounts().map(\.name) == ["alice", "bob"])
+            #expect(try await store.account(named: "bob")?.id == bob.id)
+            #expect(try await store.addCredits(accountID: alice.id, amount: -30, note: "fix", now: 3) == 70)
+            try await pricedTask(store, account: bob, id: "t", credits: 20)
+            let ledger = try await store.ledger(accountID: alice.id)
+            #expect(ledger.map(\.kind) == [.topUp, .adjustment] && ledger.last?.note == "fix")
+            let totals = try await store.operationalStats(now: 10).ledgerTotals
+            #expect(totals == [.topUp: 150, .adjustment: -30, .charge: -20])
+            await #expect(throws: StoreError.self) { try await store.setLimits(accountID: "acct_nope", limits: LimitOverrides()) }
+            await #expect(throws: StoreError.self) { _ = try await store.balance(accountID: "acct_nope") }
         }
     }
 
