@@ -594,6 +594,47 @@ struct TaskStoreBehaviourTests {
         }
     }
 
+    /// Workers of two processes drain one queue of priced tasks of several accounts, failing every third: each task
+    /// ends once, refunds match the failures, and every balance is its ledger's sum.
+    @Test func workersOfTwoProcessesSettleEveryTaskOnce() async throws {
+        try await withBackends { backend in
+            let stores = [try await backend.open(), try await backend.open()]
+            var accounts: [Account] = []
+            for name in ["a", "b", "c"] { accounts.append(try await stores[0].createAccount(name: name, credits: 1000, now: 1)) }
+            for index in 0..<30 {
+                try await stores[index % 2].insert(
+                    task(accounts[index % 3], id: String(format: "t%02d", index), createdAt: Int64(index), credits: 10), maxActiveTasks: nil)
+            }
+            let settled = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<6 {
+                    let store = stores[worker % 2]
+                    group.addTask {
+                        var ids: [String] = []
+                        while let claimed = try await store.claimNext(
+                            worker: "w\(worker)", engine: "preview", now: 100, leaseUntil: 9000, maxAttempts: 3)
+                        {
+                            let number = Int(claimed.id.dropFirst())!
+                            let done =
+                                number.isMultiple(of: 3)
+                                ? try await store.fail(
+                                    taskID: claimed.id, attempt: claimed.attempts, failure: TaskFailure(code: 501, message: "x"), now: 200)
+                                : try await store.complete(taskID: claimed.id, attempt: claimed.attempts, result: Self.result, now: 200)
+                            if done { ids.append(claimed.id) }
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(settled.count == 30 && Set(settled).count == 30)
+            #expect(try await stores[1].taskCounts() == [.succeeded: 20, .failed: 10])
+            var total: Int64 = 0
+            for account in accounts { total += try await stores[1].balance(accountID: account.id) }
+            #expect(total == 3000 - 20 * 10)
+            #expect(try await stores[0].ledgerMismatches().isEmpty)
+        }
+    }
+
     static let result = TaskResult(
         videoPath: "results/t/video.mp4", coverPath: "results/t/cover.jpg", width: 1280, height: 720, durationSeconds: 3, hasAudio: true)
 }
