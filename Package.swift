@@ -183,7 +183,8 @@ let package = Package(
         .testTarget(
             name: "KlingServerTests",
             dependencies: [
-                "KlingServer", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI",
+                "KlingServer", "KlingSQLite", "KlingPostgres", "KlingPreview", "KlingCore", "KlingAPI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
