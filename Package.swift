@@ -104,11 +104,39 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Upstream engines: Kling's official API and the Market and CRUN resellers, routing and failover, following.
+        .target(
+            name: "KlingUpstream",
+            dependencies: [
+                "KlingAPI", "KlingCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Loopback fakes of the upstream providers (Hummingbird servers written from the contracts), for tests and benchmarks.
+        .target(
+            name: "KlingUpstreamFakes",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/KlingUpstreamFakes",
+            swiftSettings: swiftSettings
+        ),
         // The HTTP server: dialect edges, middleware, file serving, services.
         .target(
             name: "KlingServer",
             dependencies: [
-                "KlingAPI", "KlingCore", "KlingSQLite", "KlingPreview",
+                "KlingAPI", "KlingCore", "KlingSQLite", "KlingPreview", "KlingUpstream",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,14 +146,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The web playground served at `/`: plain HTML, CSS and JavaScript, no build step.
-            resources: [.copy("Playground/Web")],
+            // The web playground served at `/` (plain HTML, CSS and JavaScript, no build step) and the OpenAPI document.
+            resources: [.copy("Playground/Web"), .copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "kling-server",
             dependencies: [
-                "KlingServer", "KlingSQLite", "KlingPostgres",
+                "KlingServer", "KlingUpstream", "KlingSQLite", "KlingPostgres",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -162,6 +190,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "UpstreamBench",
+            dependencies: [
+                "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingCore", "KlingAPI", "KlingPreview",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/UpstreamBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KlingStoreTests",
@@ -181,10 +218,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "KlingUpstreamTests",
+            dependencies: [
+                "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingCore", "KlingAPI", "KlingPreview",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            resources: [.copy("Golden")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "KlingServerTests",
             dependencies: [
-                "KlingServer", "KlingSQLite", "KlingPostgres", "KlingPreview", "KlingCore", "KlingAPI",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KlingServer", "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingPostgres", "KlingPreview", "KlingCore",
+                "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

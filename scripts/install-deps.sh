@@ -17,13 +17,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "Swift 6.2 or later is required (https://swift.org/install)"; exit 1; }
-# Tests use independent clients from PyPI: the standardwebhooks package checks our callback signatures, and the
-# official openai package drives the OpenAI Videos dialect.
+# Tests use independent clients from PyPI: the standardwebhooks package checks our callback signatures, the
+# official openai package drives the OpenAI Videos dialect, and schemathesis fuzzes the API against its OpenAPI
+# document (scripts/fuzz-api.sh; pinned so CI runs the same checks).
 if [ -n "${KLING_SKIP_PYTHON_DEPS:-}" ]; then exit 0; fi
+schemathesis_version=4.32.5
 if command -v python3 >/dev/null && ! python3 -c "import standardwebhooks, openai" 2>/dev/null; then
   python3 -m pip install --quiet standardwebhooks openai 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages standardwebhooks openai \
     || echo "warning: could not install the standardwebhooks and openai packages; the tests that use them will fail"
+fi
+if command -v python3 >/dev/null \
+  && [ "$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$schemathesis_version" ]; then
+  python3 -m pip install --quiet "schemathesis==$schemathesis_version" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "schemathesis==$schemathesis_version" \
+    || echo "warning: could not install schemathesis; scripts/fuzz-api.sh will fail"
 fi
 # The playground's UI test drives Chromium with selenium (pinned).
 if command -v python3 >/dev/null && ! python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '4.51.0')" 2>/dev/null; then

@@ -2,6 +2,7 @@
 # Installs what is missing, builds everything and runs every test.
 # Suites run one after another: several render video or stream 100 MB through a debug build, and on a 2-core
 # machine running them side by side starves the ones that wait on renders and callbacks (about 3 minutes in all).
+# Then the API is fuzzed against its OpenAPI document (scripts/fuzz-api.sh, a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -14,3 +15,4 @@ swift build --build-tests
 swift test --skip-build --no-parallel
 # The playground page in headless Chromium against the debug kling-server; screenshots in test-artifacts/playground.
 python3 Tests/Playground/playground_ui_test.py --server .build/debug/kling-server --artifacts test-artifacts/playground
+scripts/fuzz-api.sh

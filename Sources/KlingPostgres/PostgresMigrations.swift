@@ -16,7 +16,7 @@ enum PostgresMigrations {
     /// The key of the advisory lock that serialises migrations ("kling" in ASCII).
     static let lockKey = 0x6B_6C_69_6E_67
 
-    /// All migrations, oldest first. Version 1 is the SQLite store's v1 to v7 in one step.
+    /// All migrations, oldest first. Version 1 is the SQLite store's v1 to v7 in one step, version 2 its v8.
     static let all: [Migration] = [
         Migration(
             version: 1, name: "initial",
@@ -164,7 +164,14 @@ enum PostgresMigrations {
                     created_at BIGINT NOT NULL
                 )
                 """,
-            ])
+            ]),
+        // The provider's task id of a task forwarded to an upstream engine; private, never read into a TaskRecord.
+        Migration(
+            version: 2, name: "upstream",
+            statements: [
+                "ALTER TABLE tasks ADD COLUMN upstream_engine TEXT",
+                "ALTER TABLE tasks ADD COLUMN upstream_task_id TEXT",
+            ]),
     ]
 
     /// Applies the migrations this database has not seen yet; returns their versions.

@@ -466,6 +466,21 @@ public final class PostgresTaskStore: TaskStore {
             """)
     }
 
+    public func recordEngine(taskID: String, attempt: Int, engine: String, upstreamTaskID: String?, now: Int64) async throws -> Bool {
+        try await updateClaimed(
+            """
+            UPDATE tasks SET engine = \(engine), upstream_engine = \(upstreamTaskID == nil ? nil : engine),
+                upstream_task_id = \(upstreamTaskID), updated_at = \(now)
+            WHERE id = \(taskID) AND attempts = \(attempt) AND state = 'running' RETURNING id
+            """)
+    }
+
+    public func upstreamTask(taskID: String) async throws -> UpstreamTaskReference? {
+        try await read("SELECT upstream_engine, upstream_task_id FROM tasks WHERE id = \(taskID) AND upstream_task_id IS NOT NULL").first.map {
+            UpstreamTaskReference(engine: try $0.get("upstream_engine"), taskID: try $0.get("upstream_task_id"))
+        }
+    }
+
     public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {
         try await transaction { db in try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
     }

@@ -199,6 +199,14 @@ public final class SQLiteTaskStore: TaskStore {
         migrator.registerMigration("v7-callback-events") { db in
             try db.execute(sql: "ALTER TABLE callbacks ADD COLUMN event TEXT")
         }
+        // The provider's task id of a task forwarded to an upstream engine; private, never read into a TaskRecord.
+        migrator.registerMigration("v8-upstream") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE tasks ADD COLUMN upstream_engine TEXT;
+                    ALTER TABLE tasks ADD COLUMN upstream_task_id TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -653,6 +661,20 @@ public final class SQLiteTaskStore: TaskStore {
         try await updateClaimed(
             taskID: taskID, attempt: attempt, set: "state = 'queued', progress = 0, updated_at = ?, lease_owner = NULL, lease_until = NULL",
             [now])
+    }
+
+    public func recordEngine(taskID: String, attempt: Int, engine: String, upstreamTaskID: String?, now: Int64) async throws -> Bool {
+        try await updateClaimed(
+            taskID: taskID, attempt: attempt, set: "engine = ?, upstream_engine = ?, upstream_task_id = ?, updated_at = ?",
+            [engine, upstreamTaskID == nil ? nil : engine, upstreamTaskID, now])
+    }
+
+    public func upstreamTask(taskID: String) async throws -> UpstreamTaskReference? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT upstream_engine, upstream_task_id FROM tasks WHERE id = ? AND upstream_task_id IS NOT NULL", arguments: [taskID]
+            ).map { UpstreamTaskReference(engine: $0[0], taskID: $0[1]) }
+        }
     }
 
     public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KlingCore
 import KlingServer
+import KlingUpstream
 
 /// Reads the billing, limit and admin settings from `KLING_*` environment variables (the README lists them).
 enum EnvironmentSettings {
@@ -40,6 +41,47 @@ enum EnvironmentSettings {
         if let token = environment["KLING_ADMIN_TOKEN"], !token.isEmpty {
             guard token.utf8.count >= 16 else { throw ValidationError("KLING_ADMIN_TOKEN must be at least 16 characters") }
             configuration.adminToken = token
+        }
+        try applyUpstream(environment, to: &configuration.upstream)
+    }
+
+    /// Upstream engines and providers (README "Upstream engines"). Errors name the variable, never a credential.
+    static func applyUpstream(_ environment: [String: String], to upstream: inout UpstreamConfiguration) throws {
+        func text(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        do {
+            if let list = text("KLING_ENGINES") { upstream.engines = try RoutingTable.parseEngines(list, setting: "KLING_ENGINES") }
+            if let routes = text("KLING_ROUTES") { upstream.routes = try RoutingTable.parseRules(routes) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let url = text("KLING_OFFICIAL_URL") { upstream.officialURL = url }
+        upstream.officialAccessKey = text("KLING_OFFICIAL_ACCESS_KEY").map(Secret.init)
+        upstream.officialSecretKey = text("KLING_OFFICIAL_SECRET_KEY").map(Secret.init)
+        if let url = text("KLING_MARKET_URL") { upstream.marketURL = url }
+        upstream.marketKey = text("KLING_MARKET_KEY").map(Secret.init)
+        upstream.crunURL = text("KLING_CRUN_URL")
+        upstream.crunKey = text("KLING_CRUN_KEY").map(Secret.init)
+        for name in ["KLING_OFFICIAL_URL", "KLING_MARKET_URL", "KLING_CRUN_URL"] {
+            if let url = text(name), !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                throw ValidationError("\(name) must be an http or https URL")
+            }
+        }
+        if let seconds = text("KLING_UPSTREAM_TIMEOUT_SECONDS") {
+            guard let value = Int(seconds), value > 0 else { throw ValidationError("KLING_UPSTREAM_TIMEOUT_SECONDS must be a whole number over 0") }
+            upstream.following.ceiling = .seconds(value)
+        }
+        if let rate = text("KLING_UPSTREAM_QUERIES_PER_SECOND") {
+            guard let value = Double(rate), value > 0 else { throw ValidationError("KLING_UPSTREAM_QUERIES_PER_SECOND must be a number over 0") }
+            upstream.callsPerSecond = value
+        }
+        if let open = text("KLING_UPSTREAM_OPEN_TASKS") {
+            guard let value = Int(open), value > 0 else { throw ValidationError("KLING_UPSTREAM_OPEN_TASKS must be a whole number over 0") }
+            upstream.openTasks = value
+        }
+        do {
+            try upstream.validate()
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 

@@ -55,6 +55,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on. Env: KLING_PORT. Default: 8080") var port: Int?
     @Option(help: "Address to bind. Env: KLING_HOST. Default: 127.0.0.1") var host: String?
     @Option(help: "Concurrent renders in this process; 0 runs an API-only process. Env: KLING_WORKERS. Default: 1") var workers: Int?
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines as json (one object per line) or text. Env: KLING_LOG_FORMAT. Default: json when stderr is not a terminal, else text")
+    var logFormat: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -73,7 +77,13 @@ struct Serve: AsyncParsableCommand {
         guard configuration.workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
         try EnvironmentSettings.apply(environment, to: &configuration)
 
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let format = try (logFormat ?? environment["KLING_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 }).map {
+            guard let format = LogFormat(rawValue: $0.lowercased()) else {
+                throw ValidationError("--log-format / KLING_LOG_FORMAT must be json or text, not \($0)")
+            }
+            return format
+        } ?? LogFormat.automatic
+        format.bootstrap()
         MetricsSystem.bootstrap(PrometheusMetricsFactory())
         var logger = Logger(label: "kling-server")
         logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info

@@ -362,6 +362,27 @@ struct TaskStoreBehaviourTests {
         }
     }
 
+    @Test func upstreamTaskIDsSurviveLaterClaimsAndAreFencedAndPrivate() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
+            try await queuedTask(store, account: account, id: "t1", createdAt: 1)
+            let first = try #require(try await store.claimNext(worker: "w1", engine: "router", now: 10, leaseUntil: 20, maxAttempts: 3))
+            #expect(try await store.upstreamTask(taskID: "t1") == nil)
+            #expect(try await store.recordEngine(taskID: "t1", attempt: first.attempts, engine: "kling-official", upstreamTaskID: "up-1", now: 11))
+            #expect(try await store.task(id: "t1")?.engine == "kling-official")
+            // Another worker claims it after the lease expired: the provider task is still known, under its engine.
+            let second = try #require(try await store.claimNext(worker: "w2", engine: "router", now: 30, leaseUntil: 40, maxAttempts: 3))
+            #expect(try await store.upstreamTask(taskID: "t1") == UpstreamTaskReference(engine: "kling-official", taskID: "up-1"))
+            // The stale claim can no longer record anything.
+            #expect(try await !store.recordEngine(taskID: "t1", attempt: first.attempts, engine: "kling-market", upstreamTaskID: "up-2", now: 31))
+            #expect(try await store.upstreamTask(taskID: "t1")?.taskID == "up-1")
+            // A local engine records no provider task.
+            #expect(try await store.recordEngine(taskID: "t1", attempt: second.attempts, engine: "preview", upstreamTaskID: nil, now: 32))
+            #expect(try await store.upstreamTask(taskID: "t1") == nil)
+            #expect(try await store.task(id: "t1")?.engine == "preview")
+        }
+    }
+
     @Test func releasedTaskIsQueuedAgain() async throws {
         try await withStores { store in
             let account = try await store.createAccount(name: "a", credits: 0, now: 1)

@@ -23,12 +23,15 @@ public struct RenderJob: Sendable {
     public var outputDirectory: URL
     /// Directory for temporary files; removed by the caller after the render.
     public var scratchDirectory: URL
+    /// The worker's claim on the task (the store's fencing token; 0 outside a worker).
+    public var attempt: Int
 
-    public init(taskID: String, request: GenerationRequest, outputDirectory: URL, scratchDirectory: URL) {
+    public init(taskID: String, request: GenerationRequest, outputDirectory: URL, scratchDirectory: URL, attempt: Int = 0) {
         self.taskID = taskID
         self.request = request
         self.outputDirectory = outputDirectory
         self.scratchDirectory = scratchDirectory
+        self.attempt = attempt
     }
 }
 

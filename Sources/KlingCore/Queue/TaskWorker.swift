@@ -50,31 +50,37 @@ public struct TaskWorker: Service {
             return
         }
         logger.info("worker started", metadata: ["concurrency": "\(configuration.concurrency)", "engine": "\(engine.name)"])
+        // One claimer fills up to `concurrency` places: idle, the worker polls the store once per interval however many
+        // places it has (upstream engines run hundreds of tasks side by side).
+        let places = ConcurrencyLimit(count: configuration.concurrency)
         await withDiscardingTaskGroup { group in
-            for slot in 0..<configuration.concurrency {
-                group.addTask { await self.loop(slot: slot) }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                await places.acquire()
+                if Task.isShuttingDownGracefully || Task.isCancelled {
+                    await places.release()
+                    break
+                }
+                let seen = signal.current
+                do {
+                    let now = Self.nowMillis()
+                    let leaseUntil = now + configuration.leaseDuration.milliseconds
+                    if let task = try await store.claimNext(
+                        worker: workerID, engine: engine.name, now: now, leaseUntil: leaseUntil, maxAttempts: configuration.maxAttempts
+                    ) {
+                        group.addTask {
+                            await self.process(task)
+                            await places.release()
+                        }
+                        continue
+                    }
+                } catch {
+                    logger.error("claiming a task failed", metadata: ["error": "\(error)"])
+                }
+                await places.release()
+                await idle(since: seen)
             }
         }
         logger.info("worker stopped")
-    }
-
-    private func loop(slot: Int) async {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let seen = signal.current
-            do {
-                let now = Self.nowMillis()
-                let leaseUntil = now + configuration.leaseDuration.milliseconds
-                if let task = try await store.claimNext(
-                    worker: workerID, engine: engine.name, now: now, leaseUntil: leaseUntil, maxAttempts: configuration.maxAttempts
-                ) {
-                    await process(task)
-                    continue
-                }
-            } catch {
-                logger.error("claiming a task failed", metadata: ["error": "\(error)"])
-            }
-            await idle(since: seen)
-        }
     }
 
     /// Sleeps until woken, until the poll interval passes, or until shutdown begins.
@@ -104,7 +110,9 @@ public struct TaskWorker: Service {
         do {
             try fileManager.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
             try fileManager.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
-            let job = RenderJob(taskID: task.id, request: task.request, outputDirectory: outputDirectory, scratchDirectory: scratchDirectory)
+            let job = RenderJob(
+                taskID: task.id, request: task.request, outputDirectory: outputDirectory, scratchDirectory: scratchDirectory,
+                attempt: attempt)
             outcome = await renderHoldingLease(job, attempt: attempt, logger: logger)
         } catch {
             outcome = .failure(error)

@@ -93,6 +93,12 @@ public protocol TaskStore: Sendable {
     func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int
     /// Fails (and refunds) every queued or running task created before `createdBefore`; returns how many.
     func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int
+    /// Records, for a claimed task, the engine now producing it and (for an upstream engine) the provider's task id,
+    /// which is kept privately: it is never part of a ``TaskRecord``. `false` when the claim is no longer ours.
+    func recordEngine(taskID: String, attempt: Int, engine: String, upstreamTaskID: String?, now: Int64) async throws -> Bool
+    /// The engine and provider task id recorded for a task by ``recordEngine(taskID:attempt:engine:upstreamTaskID:now:)``,
+    /// if a provider accepted it (a later claim resumes following it instead of creating a second upstream task).
+    func upstreamTask(taskID: String) async throws -> UpstreamTaskReference?
     /// Counts of tasks by state.
     func taskCounts() async throws -> [TaskState: Int]
     /// Figures for monitoring, read across every process on the store.
@@ -135,6 +141,19 @@ public struct OperationalStats: Sendable, Hashable {
     public var callbackAttempts: [String: Int] = [:]
 
     public init() {}
+}
+
+/// A provider's task that a task of ours was forwarded to (private: never shown to clients).
+public struct UpstreamTaskReference: Sendable, Hashable {
+    /// The engine that forwarded it (`kling-official`, ...).
+    public var engine: String
+    /// The provider's task id.
+    public var taskID: String
+
+    public init(engine: String, taskID: String) {
+        self.engine = engine
+        self.taskID = taskID
+    }
 }
 
 /// What an idempotent insert did.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KlingCore
+import KlingUpstream
 import Logging
 import Prometheus
 
@@ -25,9 +26,18 @@ public func buildApplication(
         resultLifetime: configuration.resultLinkLifetime)
     // Engines read this server's own file links from disk; everything else goes through the safe network fetcher.
     let inputs = LocalFileFetcher(links: links, artifactDirectory: configuration.artifactDirectory, network: fetcher)
-    let engine = makeEngine(inputs)
+    // Upstream engines (KLING_ENGINES, KLING_ROUTES): a router over them and the local engine; the local engine alone
+    // when none is configured. Providers call back to our own signed endpoint; results are downloaded by the safe fetcher.
+    let upstreamCallbacks =
+        configuration.upstream.usesUpstream
+        ? UpstreamCallbacks(secret: try await store.installationSecret("upstream-callbacks"), baseURL: { links.baseURL }) : nil
+    let engine = try await configuration.upstream.makeEngine(
+        local: makeEngine(inputs), localConcurrency: configuration.workers, store: store, fetcher: fetcher, callbacks: upstreamCallbacks,
+        logger: logger)
 
     let router = Router(context: KlingRequestContext.self)
+    // Outermost: a request id on every response and in every log line of the request.
+    router.add(middleware: RequestIDMiddleware())
     // Requests by route and status, with latency, into whatever metrics backend the process bootstrapped.
     router.add(middleware: MetricsMiddleware())
     // Only finished results and uploads are served (never scratch files or the database), and only through signed,
@@ -39,6 +49,7 @@ public func buildApplication(
             logger: logger))
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
     router.get("healthz") { _, _ in "ok" }
+    OpenAPIDocument.register(on: router)
     PlaygroundRoutes(links: links, logger: logger).register(on: router)
     OpsRoutes(
         store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
@@ -58,6 +69,7 @@ public func buildApplication(
     OpenAIRoutes(
         tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, artifactDirectory: configuration.artifactDirectory
     ).register(on: router)
+    if let upstreamCallbacks { UpstreamCallbackRoutes(callbacks: upstreamCallbacks).register(on: router) }
     if let token = configuration.adminToken {
         AdminRoutes(
             accounts: AccountService(store: store), token: token, defaultLimits: configuration.limits,

@@ -1,5 +1,6 @@
 import Foundation
 import KlingCore
+import KlingUpstream
 
 /// Everything `kling-server serve` is configured with; defaults are the embedded single-node set-up.
 public struct ServerConfiguration: Sendable {
@@ -44,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     public var retentionSweepInterval: Duration = .seconds(600)
     /// Bearer token of the admin HTTP API under `/admin/v1` (`KLING_ADMIN_TOKEN`); unset turns the API off.
     public var adminToken: String?
+    /// Upstream engines, routing and provider settings (`KLING_ENGINES`, `KLING_ROUTES`, `KLING_OFFICIAL_*`,
+    /// `KLING_MARKET_*`, `KLING_CRUN_*`, `KLING_UPSTREAM_*`); by default the preview engine alone.
+    public var upstream = UpstreamConfiguration()
 
     public init() {}
 
@@ -55,7 +59,9 @@ public struct ServerConfiguration: Sendable {
     /// Worker settings derived from this configuration.
     public var workerConfiguration: TaskWorker.Configuration {
         var configuration = TaskWorker.Configuration(artifactDirectory: artifactDirectory)
-        configuration.concurrency = workers
+        // Following an upstream task costs no CPU: a process with workers follows up to `upstream.openTasks` at once
+        // (local renders stay limited to `workers` by the router).
+        configuration.concurrency = upstream.usesUpstream && workers > 0 ? max(workers, upstream.openTasks) : workers
         configuration.leaseDuration = leaseDuration
         configuration.heartbeatInterval = leaseDuration / 3
         configuration.pollInterval = pollInterval

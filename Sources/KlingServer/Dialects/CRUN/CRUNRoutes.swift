@@ -34,6 +34,7 @@ struct CRUNRoutes {
             try await checkCallbackAddress(decoded.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
             let task = try await tasks.create(
                 decoded, account: account, dialect: CRUNDialect.name, idempotencyKey: try idempotencyKey(request))
+            context.logAccepted(task, dialect: CRUNDialect.name)
             return CRUNDialect.success(.object(["task_id": .string(task.id)]))
         }
     }

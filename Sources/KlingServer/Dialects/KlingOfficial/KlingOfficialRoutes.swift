@@ -69,6 +69,7 @@ struct KlingOfficialRoutes {
             let task = try await tasks.create(
                 decoded.request, account: account, dialect: KlingOfficialDialect.name, idempotencyKey: key,
                 externalID: decoded.externalTaskID)
+            context.logAccepted(task, dialect: KlingOfficialDialect.name)
             let created = Created(
                 taskID: task.id, taskInfo: task.externalID.map { ["external_task_id": $0] } ?? [:], taskStatus: "submitted",
                 createdAt: task.createdAt, updatedAt: task.updatedAt)

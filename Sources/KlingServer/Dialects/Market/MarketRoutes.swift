@@ -38,6 +38,7 @@ struct MarketRoutes {
         try await checkCallbackAddress(decoded.request.callbackURL, field: "callBackUrl", allowPrivate: allowPrivateCallbacks)
         let task = try await tasks.create(
             decoded, account: account, dialect: MarketDialect.name, idempotencyKey: try idempotencyKey(request))
+        context.logAccepted(task, dialect: MarketDialect.name)
         return MarketDialect.success(.object(["taskId": .string(task.id)]))
     }
 

@@ -69,6 +69,7 @@ struct OpenAIRoutes {
             throw APIError.validation(rejection.message)
         case .success(let decoded):
             let task = try await tasks.create(decoded, account: account, dialect: OpenAIDialect.name, idempotencyKey: try idempotencyKey(request))
+            context.logAccepted(task, dialect: OpenAIDialect.name)
             return video(task)
         }
     }

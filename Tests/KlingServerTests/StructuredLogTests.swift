@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// JSON log lines of the real `kling-server` process: one object per line, request ids on request logs, task ids on
+/// task and worker logs.
+@Suite("Structured logs", .serialized, .timeLimit(.minutes(5)))
+struct StructuredLogTests {
+    /// Status, `X-Request-Id` and the JSON body of one call.
+    struct Answer {
+        var status: Int
+        var requestID: String?
+        var json: [String: Any]
+    }
+
+    static func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)], body: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+        return Answer(status: Int(response.status.code), requestID: response.headers.first(name: "X-Request-Id"), json: json)
+    }
+
+    /// Every line the server wrote to standard error so far, each parsed as a JSON object (`nil` for a line that is not one).
+    static func logLines(in directory: URL) throws -> [(text: String, object: [String: Any]?)] {
+        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil).filter { $0.pathExtension == "log" }
+        return try files.flatMap { file in
+            try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map { line in
+                (String(line), (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])
+            }
+        }
+    }
+
+    @Test func jsonLinesCarryTheRequestIdAndTheTaskId() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-logs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = try ServerProcess.accountWithKey("lena", dataDirectory: directory)
+        let port = RestartTests.freePort()
+        let server = try await ServerProcess.serve(
+            port: port, dataDirectory: directory, environment: ["KLING_LOG_FORMAT": "json", "KLING_POLL_MS": "100"])
+        defer { server.kill() }
+        let base = "http://127.0.0.1:\(port)"
+        let body = #"{"model":"kling-3.0/video","input":{"prompt":"a lamp in a quiet room","duration":"3","mode":"std","sound":false}}"#
+
+        let traced = try await Self.send(
+            "\(base)/api/v1/jobs/createTask", method: .POST, headers: [("Authorization", "Bearer \(key)"), ("X-Request-Id", "trace-4711")],
+            body: body)
+        #expect(traced.requestID == "trace-4711")
+        let tracedTask = try #require((traced.json["data"] as? [String: Any])?["taskId"] as? String, "\(traced.json)")
+        let untraced = try await Self.send(
+            "\(base)/api/v1/client/job/CreateTask", method: .POST, headers: [("x-api-key", key)],
+            body: #"{"model":"kling/v3","input":{"prompt":"a second lamp","duration":3,"mode":"std","multi_shots":false}}"#)
+        let generated = try #require(untraced.requestID)
+        #expect(generated.hasPrefix("req_"))
+        let untracedTask = try #require((untraced.json["data"] as? [String: Any])?["task_id"] as? String, "\(untraced.json)")
+
+        // The worker claims the first task; wait for its line (the render itself need not finish).
+        var lines: [(text: String, object: [String: Any]?)] = []
+        func metadata(_ object: [String: Any]?) -> [String: Any] { object?["metadata"] as? [String: Any] ?? [:] }
+        for _ in 0..<600 {
+            lines = try Self.logLines(in: directory)
+            if lines.contains(where: { $0.object?["message"] as? String == "task claimed" }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try #require(line.object, "not a JSON object: \(line.text)")
+            #expect(Set(object.keys) == ["time", "level", "label", "message", "metadata"], "\(line.text)")
+            let time = try #require(object["time"] as? String)
+            #expect((try? Date(time, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))) != nil, "\(time)")
+            #expect(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(object["level"] as? String ?? ""))
+            #expect(object["metadata"] is [String: Any])
+        }
+        let accepted = lines.filter { $0.object?["message"] as? String == "create accepted" }.map { metadata($0.object) }
+        #expect(accepted.contains { $0["request_id"] as? String == "trace-4711" && $0["task_id"] as? String == tracedTask }, "\(accepted)")
+        #expect(accepted.contains { $0["request_id"] as? String == generated && $0["task_id"] as? String == untracedTask }, "\(accepted)")
+        let claimed = lines.filter { $0.object?["message"] as? String == "task claimed" }.map { metadata($0.object) }
+        #expect(claimed.contains { [tracedTask, untracedTask].contains($0["task_id"] as? String ?? "") }, "\(claimed)")
+    }
+
+    @Test func serveRefusesAnUnknownLogFormat() throws {
+        let process = Process()
+        process.executableURL = ServerProcess.binary
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-logs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        process.arguments = ["serve", "--port", "0", "--data-dir", directory.path, "--log-format", "xml"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("json or text"), "\(message)")
+    }
+}
