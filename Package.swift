@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Wire models of every dialect and the canonical request with its validation. Foundation only.
@@ -75,6 +76,17 @@ let package = Package(
                 "KlingCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The PostgreSQL store (PostgresNIO), for several API and worker processes sharing one database.
+        .target(
+            name: "KlingPostgres",
+            dependencies: [
+                "KlingCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -139,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "kling-server",
             dependencies: [
-                "KlingServer", "KlingUpstream",
+                "KlingServer", "KlingUpstream", "KlingSQLite", "KlingPostgres",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -186,7 +198,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),
-        .testTarget(name: "KlingStoreTests", dependencies: ["KlingSQLite", "KlingCore", "KlingAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KlingStoreTests",
+            dependencies: [
+                "KlingSQLite", "KlingPostgres", "KlingCore", "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KlingPreviewTests",
             dependencies: [
@@ -209,7 +228,8 @@ let package = Package(
         .testTarget(
             name: "KlingServerTests",
             dependencies: [
-                "KlingServer", "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI",
+                "KlingServer", "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingPostgres", "KlingPreview", "KlingCore",
+                "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

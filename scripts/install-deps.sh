@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages KlingKit needs (Debian/Ubuntu): ffmpeg + ffprobe, espeak-ng, a caption font,
 # SQLite headers, libavformat headers (the preview engine joins pieces with it), bsdutils (`script`: a pseudo-terminal
-# for the CLI's progress-bar test), and headless Chromium with its WebDriver for the playground's UI test. Skips apt
+# for the CLI's progress-bar test), headless Chromium with its WebDriver for the playground's UI test, and the PostgreSQL
+# server (the store tests start a throwaway cluster with scripts/start-postgres.sh). Skips apt
 # when everything is already there.
 set -euo pipefail
-packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver)
+packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# A throwaway PostgreSQL cluster for the PostgreSQL store's tests, stopped and deleted however the run ends.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/kling-pg.XXXXXX")
+trap 'scripts/start-postgres.sh --stop "$pg_dir"' EXIT
+KLING_TEST_DATABASE_URL=$(scripts/start-postgres.sh "$pg_dir")
+export KLING_TEST_DATABASE_URL
 swift build --build-tests
 swift test --skip-build --no-parallel
 # The playground page in headless Chromium against the debug kling-server; screenshots in test-artifacts/playground.

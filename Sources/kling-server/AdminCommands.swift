@@ -24,7 +24,7 @@ struct Accounts: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            let service = try data.accountService()
+            let service = try await data.accountService()
             let defaults = try EnvironmentSettings.current().limits
             for account in try await service.accounts() {
                 let summary = try await service.summary(accountName: account.name, defaultLimits: defaults)
@@ -39,7 +39,7 @@ struct Accounts: AsyncParsableCommand {
         @Argument(help: "Account name") var name: String
 
         func run() async throws {
-            let service = try data.accountService()
+            let service = try await data.accountService()
             let summary = try await service.summary(accountName: name, defaultLimits: try EnvironmentSettings.current().limits)
             let limits = summary.limits
             print("account  \(summary.account.name) (\(summary.account.id))")
@@ -135,7 +135,7 @@ struct Ledger: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            let service = try data.accountService()
+            let service = try await data.accountService()
             let mismatches = try await service.ledgerMismatches()
             for mismatch in mismatches {
                 print("MISMATCH \(mismatch.accountName) (\(mismatch.accountID)): balance \(mismatch.balance), ledger sum \(mismatch.ledgerSum)")
@@ -243,7 +243,7 @@ struct Webhooks: AsyncParsableCommand {
         @Flag(help: "Make a new secret") var rotate = false
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let account = try await AccountService(store: store).account(named: account)
             let now = TaskWorker.nowMillis()
             let secrets =
@@ -265,7 +265,7 @@ struct Callbacks: AsyncParsableCommand {
         @Option(help: "Task id") var task: String
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             guard let record = try await store.task(id: task) else { throw ValidationError("no task \(task)") }
             for (callback, attempts) in try await store.callbacks(taskID: task, accountID: record.accountID) {
                 print("\(callback.id)\t\(callback.state.rawValue)\t\(callback.attempts) attempts\t\(callback.url)")

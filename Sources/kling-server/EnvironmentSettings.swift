@@ -85,6 +85,15 @@ enum EnvironmentSettings {
         }
     }
 
+    /// `KLING_DATABASE_URL`: a `postgres://` URL selects the PostgreSQL store; unset or empty keeps the SQLite file.
+    static func databaseURL(_ environment: [String: String]) throws -> String? {
+        guard let url = environment["KLING_DATABASE_URL"], !url.isEmpty else { return nil }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            throw ValidationError("KLING_DATABASE_URL must be a postgres:// URL (unset it to use the SQLite file in the data directory)")
+        }
+        return url
+    }
+
     /// The configuration the admin commands see (defaults plus environment), for starting grants and limits.
     static func current() throws -> ServerConfiguration {
         var configuration = ServerConfiguration()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KlingCore
+import KlingPostgres
 import KlingPreview
 import KlingSQLite
 import KlingServer
@@ -32,14 +33,19 @@ struct DataOptions: ParsableArguments {
         return URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
     }
 
-    func openStore() throws -> SQLiteTaskStore {
+    /// The PostgreSQL database of `KLING_DATABASE_URL` (migrated on opening) when it is set, else the SQLite file in
+    /// the data directory.
+    func openStore() async throws -> any TaskStore {
+        if let url = try EnvironmentSettings.databaseURL(ProcessInfo.processInfo.environment) {
+            return try await PostgresTaskStore.connect(url: url)
+        }
         var configuration = ServerConfiguration()
         configuration.dataDirectory = resolvedDataDirectory
         return try SQLiteTaskStore.sqlite(path: configuration.databasePath)
     }
 
-    /// Account administration on this data directory.
-    func accountService() throws -> AccountService { AccountService(store: try openStore()) }
+    /// Account administration on this data directory (or database).
+    func accountService() async throws -> AccountService { AccountService(store: try await openStore()) }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -82,7 +88,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kling-server")
         logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
-        let store = try data.openStore()
+        let store = try await data.openStore()
         if let key = try await AccountService(store: store).bootstrapIfEmpty(credits: configuration.defaultCredits) {
             let url = configuration.publicURL ?? "http://localhost:\(configuration.port)"
             // Written straight to the file descriptor: visible at once even when stdout is a file or a pipe.

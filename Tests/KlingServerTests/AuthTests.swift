@@ -94,6 +94,17 @@ struct AuthTests {
     @Test func keysAreStoredOnlyAsHashes() async throws {
         let server = try await TestServer.make()
         defer { try? FileManager.default.removeItem(at: server.directory) }
+        if server.database != nil {
+            // On PostgreSQL (KLING_TEST_STORE=postgres) the key rows themselves are checked.
+            for name in ["alice", "bob"] {
+                let account = try #require(try await server.store.account(named: name))
+                for record in try await server.store.apiKeys(accountID: account.id) {
+                    #expect(record.hash != server.key && record.hash != server.otherKey)
+                }
+            }
+            try await server.closeDatabase()
+            return
+        }
         let database = try Data(contentsOf: URL(fileURLWithPath: server.configuration.databasePath))
         let wal = (try? Data(contentsOf: URL(fileURLWithPath: server.configuration.databasePath + "-wal"))) ?? Data()
         for blob in [database, wal] {

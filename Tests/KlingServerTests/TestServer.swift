@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import KlingAPI
 import KlingCore
+import KlingPostgres
 import KlingPreview
 import KlingSQLite
 import KlingServer
@@ -12,10 +13,13 @@ import Logging
 import NIOCore
 import Testing
 
-/// A real server on loopback with a fresh SQLite file, one account per test, and small request helpers.
+/// A real server on loopback with a fresh SQLite file (or, with `KLING_TEST_STORE=postgres`, a fresh PostgreSQL
+/// database on `KLING_TEST_DATABASE_URL`), one account per test, and small request helpers.
 struct TestServer {
     let directory: URL
-    let store: SQLiteTaskStore
+    let store: any TaskStore
+    /// The PostgreSQL database of this server, dropped after ``run(_:)``.
+    var database: PostgresTestDatabase? = nil
     let configuration: ServerConfiguration
     /// Key of account "alice".
     let key: String
@@ -45,14 +49,24 @@ struct TestServer {
         configuration.callbacks.pollInterval = .milliseconds(100)
         configuration.callbacks.timeout = .seconds(10)
         configure(&configuration)
-        let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
+        let store: any TaskStore
+        var database: PostgresTestDatabase?
+        if let server = PostgresTestDatabase.serverURL {
+            let created = try await PostgresTestDatabase.create(serverURL: server)
+            var logger = Logger(label: "test.postgres")
+            logger.logLevel = .warning
+            store = try await PostgresTaskStore.connect(url: created.url, logger: logger)
+            database = created
+        } else {
+            store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
+        }
         let accounts = AccountService(store: store)
         _ = try await accounts.createAccount(name: "alice", credits: credits)
         _ = try await accounts.createAccount(name: "bob", credits: credits)
         let key = try await accounts.createKey(accountName: "alice").key
         let otherKey = try await accounts.createKey(accountName: "bob").key
         return TestServer(
-            directory: directory, store: store, configuration: configuration, key: key, otherKey: otherKey,
+            directory: directory, store: store, database: database, configuration: configuration, key: key, otherKey: otherKey,
             allowPrivateFetches: allowPrivateFetches)
     }
 
@@ -68,7 +82,21 @@ struct TestServer {
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
             makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)
-        return try await app.test(.ahc(.http), body)
+        do {
+            let value = try await app.test(.ahc(.http), body)
+            try await closeDatabase()
+            return value
+        } catch {
+            try? await closeDatabase()
+            throw error
+        }
+    }
+
+    /// Closes and drops the PostgreSQL database, if this server has one.
+    func closeDatabase() async throws {
+        guard let database else { return }
+        await (store as? PostgresTaskStore)?.close()
+        try await database.drop()
     }
 
     func totalTasks() async throws -> Int {
