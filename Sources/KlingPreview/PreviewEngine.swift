@@ -188,7 +188,7 @@ public struct PreviewEngine: VideoEngine {
         }
         if joins {
             do {
-                try MP4Joiner.join(
+                try await MP4Joiner.join(
                     segments: groups.indices.map { scratch.appendingPathComponent("segment\($0).mp4") },
                     audio: request.hasAudio ? scratch.appendingPathComponent("audio.m4a") : nil, into: partialVideo)
             } catch {

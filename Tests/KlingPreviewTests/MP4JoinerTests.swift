@@ -18,7 +18,7 @@ struct MP4JoinerTests {
             ["-v", "error", "-y", "-f", "lavfi", "-i", "\(source)=size=320x240:rate=24", "-frames:v", "\(frames)", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", file.path])
     }
 
-    @Test func segmentsFollowEachOtherAndTheAudioKeepsItsExactLength() throws {
+    @Test func segmentsFollowEachOtherAndTheAudioKeepsItsExactLength() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = directory.appendingPathComponent("a.mp4"), second = directory.appendingPathComponent("b.mp4")
@@ -28,7 +28,7 @@ struct MP4JoinerTests {
         _ = try Tool.run(
             "ffmpeg",
             ["-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000,atrim=end_sample=144000", "-ac", "2", "-c:a", "aac", "-f", "mp4", audio.path])
-        try MP4Joiner.join(segments: [first, second], audio: audio, into: output)
+        try await MP4Joiner.join(segments: [first, second], audio: audio, into: output)
 
         let probe = try MediaProbe(output)
         #expect(probe.frames == 72)
@@ -42,17 +42,17 @@ struct MP4JoinerTests {
         #expect(head.range(of: Data("mdat".utf8)).map { moov.lowerBound < $0.lowerBound } ?? true)
     }
 
-    @Test func aMissingPieceIsAnErrorNotACrash() throws {
+    @Test func aMissingPieceIsAnErrorNotACrash() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(throws: MP4Joiner.Failure.self) {
-            try MP4Joiner.join(
+        await #expect(throws: MP4Joiner.Failure.self) {
+            try await MP4Joiner.join(
                 segments: [directory.appendingPathComponent("missing.mp4")], audio: nil, into: directory.appendingPathComponent("out.mp4"))
         }
         let notVideo = directory.appendingPathComponent("text.mp4")
         try Data("not a video".utf8).write(to: notVideo)
-        #expect(throws: MP4Joiner.Failure.self) {
-            try MP4Joiner.join(segments: [notVideo], audio: nil, into: directory.appendingPathComponent("out.mp4"))
+        await #expect(throws: MP4Joiner.Failure.self) {
+            try await MP4Joiner.join(segments: [notVideo], audio: nil, into: directory.appendingPathComponent("out.mp4"))
         }
     }
 }

@@ -14,8 +14,19 @@ enum MP4Joiner {
         var description: String
     }
 
-    /// Writes `output` from the video stream of each file in `segments` (in order) and the audio stream of `audio`.
-    static func join(segments: [URL], audio: URL?, into output: URL) throws {
+    /// Writes `output` from the video stream of each file in `segments` (in order) and the audio stream of `audio`,
+    /// on a thread of its own: muxing blocks (the index-first rewrite copies the whole file), which must not hold up
+    /// the shared concurrency pool.
+    static func join(segments: [URL], audio: URL?, into output: URL) async throws {
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
+            Thread.detachNewThread {
+                continuation.resume(returning: Result { try joinBlocking(segments: segments, audio: audio, into: output) })
+            }
+        }
+        try outcome.get()
+    }
+
+    private static func joinBlocking(segments: [URL], audio: URL?, into output: URL) throws {
         guard !segments.isEmpty else { throw Failure(description: "nothing to join") }
         quietLibrary
         let video = try StreamReader(files: segments, type: AVMEDIA_TYPE_VIDEO)
