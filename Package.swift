@@ -130,6 +130,13 @@ let package = Package(
             path: "Tests/KlingUpstreamFakes",
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by test targets: a throwaway PostgreSQL database per test.
+        .target(
+            name: "KlingTestSupport",
+            dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")],
+            path: "Tests/KlingTestSupport",
+            swiftSettings: swiftSettings
+        ),
         // The HTTP server: dialect edges, middleware, file serving, services.
         .target(
             name: "KlingServer",
@@ -201,7 +208,8 @@ let package = Package(
         .testTarget(
             name: "KlingStoreTests",
             dependencies: [
-                "KlingSQLite", "KlingPostgres", "KlingCore", "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KlingSQLite", "KlingPostgres", "KlingCore", "KlingAPI", "KlingTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -229,7 +237,7 @@ let package = Package(
             name: "KlingServerTests",
             dependencies: [
                 "KlingServer", "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingPostgres", "KlingPreview", "KlingCore",
-                "KlingAPI", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KlingAPI", "KlingTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -9,6 +9,7 @@ import KlingPostgres
 import KlingPreview
 import KlingSQLite
 import KlingServer
+import KlingTestSupport
 import Logging
 import NIOCore
 import Testing
@@ -51,7 +52,8 @@ struct TestServer {
         configure(&configuration)
         let store: any TaskStore
         var database: PostgresTestDatabase?
-        if let server = PostgresTestDatabase.serverURL {
+        // On PostgreSQL only when asked (KLING_TEST_STORE=postgres); the SQLite file is the default.
+        if ProcessInfo.processInfo.environment["KLING_TEST_STORE"] == "postgres", let server = PostgresTestDatabase.serverURL {
             let created = try await PostgresTestDatabase.create(serverURL: server)
             var logger = Logger(label: "test.postgres")
             logger.logLevel = .warning

@@ -3,6 +3,7 @@ import KlingAPI
 import KlingCore
 import KlingPostgres
 import KlingSQLite
+import KlingTestSupport
 import Logging
 import Synchronization
 import Testing

@@ -1,23 +1,22 @@
 import Foundation
-import KlingPostgres
 import Logging
 import PostgresNIO
 
 /// A fresh, empty database on the PostgreSQL server of `KLING_TEST_DATABASE_URL` (scripts/start-postgres.sh starts
-/// one), created for one test and dropped after it.
-struct PostgresTestDatabase {
+/// one), created for one test and dropped after it. Shared by the store and server test targets.
+public struct PostgresTestDatabase: Sendable {
     /// The server tests use, when one is configured.
-    static var serverURL: String? {
+    public static var serverURL: String? {
         ProcessInfo.processInfo.environment["KLING_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The URL of the new database.
-    let url: String
+    public let url: String
     private let name: String
     private let serverURL: String
 
     /// Creates `kling_test_<random>` on the server at `serverURL`.
-    static func create(serverURL: String) async throws -> PostgresTestDatabase {
+    public static func create(serverURL: String) async throws -> PostgresTestDatabase {
         let name = "kling_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try await administer(serverURL) { connection, logger in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
@@ -28,7 +27,7 @@ struct PostgresTestDatabase {
     }
 
     /// Drops the database, closing any connection still open on it.
-    func drop() async throws {
+    public func drop() async throws {
         try await Self.administer(serverURL) { connection, logger in
             try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
         }
