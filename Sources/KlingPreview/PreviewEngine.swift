@@ -32,8 +32,8 @@ public struct PreviewEngine: VideoEngine {
         public var fontFile = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         /// Largest accepted image input in bytes. Default 10 MB.
         public var maxImageBytes = 10 * 1024 * 1024
-        /// ffmpeg processes run at once for one render (each shot and the audio render separately, then are joined).
-        /// Default: the number of cores, at least 2.
+        /// Most video processes for one render: a multi-shot video at least `splitFromPixels` large splits its shots over
+        /// up to this many (the audio always renders in one process of its own). Default: the number of cores, at least 2.
         public var parallelRenders = max(2, ProcessInfo.processInfo.activeProcessorCount)
         /// Frame size (width x height) from which the shots of a multi-shot video render in several processes. Default:
         /// half of 4K.
