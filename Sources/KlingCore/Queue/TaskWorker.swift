@@ -20,7 +20,7 @@ public struct TaskWorker: Service {
         public var pollInterval: Duration = .milliseconds(500)
         /// Claims before a repeatedly abandoned task fails.
         public var maxAttempts: Int = 3
-        /// Where results live: `results/<task id>/` under it.
+        /// Where results live: `results/<task id>/<attempt>/` under it.
         public var artifactDirectory: URL
 
         public init(artifactDirectory: URL) {
@@ -102,7 +102,9 @@ public struct TaskWorker: Service {
 
         let claimedAt = ContinuousClock.now
         let fileManager = FileManager.default
-        let outputDirectory = configuration.artifactDirectory.appendingPathComponent("results/\(task.id)", isDirectory: true)
+        // A directory per claim: a worker that lost its lease but has not noticed yet can never overwrite the files of
+        // the claim that replaced it.
+        let outputDirectory = configuration.artifactDirectory.appendingPathComponent("results/\(task.id)/\(attempt)", isDirectory: true)
         let scratchDirectory = configuration.artifactDirectory.appendingPathComponent("tmp/\(task.id)-\(attempt)", isDirectory: true)
         defer { try? fileManager.removeItem(at: scratchDirectory) }
 
