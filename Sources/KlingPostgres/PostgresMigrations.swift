@@ -172,7 +172,27 @@ enum PostgresMigrations {
                 "ALTER TABLE tasks ADD COLUMN upstream_engine TEXT",
                 "ALTER TABLE tasks ADD COLUMN upstream_task_id TEXT",
             ]),
+        Migration(
+            version: 3, name: "queue-notify",
+            statements: [
+                // Every way a task becomes claimable (a create, a release, a retry) tells listening workers on commit;
+                // PostgreSQL folds the notifications of one transaction into one.
+                """
+                CREATE FUNCTION kling_notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify('\(queueChannel)', '');
+                    RETURN NULL;
+                END $$
+                """,
+                """
+                CREATE TRIGGER tasks_notify_queued AFTER INSERT OR UPDATE OF state ON tasks
+                FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION kling_notify_queued()
+                """,
+            ]),
     ]
+
+    /// The channel on which PostgreSQL announces queued tasks.
+    static let queueChannel = "kling_queued"
 
     /// Applies the migrations this database has not seen yet; returns their versions.
     @discardableResult

@@ -808,3 +808,15 @@ extension PSQLError {
     /// PostgreSQL aborted the transaction to break a deadlock or a serialisation conflict; running it again succeeds.
     var isTransient: Bool { serverInfo?[.sqlState] == "40P01" || serverInfo?[.sqlState] == "40001" }
 }
+
+extension PostgresTaskStore: QueueAnnouncing {
+    /// Holds one connection of the pool on `LISTEN` (the channel the `tasks_notify_queued` trigger notifies).
+    public func listenForQueuedTasks(_ queued: @escaping @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: PostgresMigrations.queueChannel) { notifications in
+                queued()  // whatever was queued before the listen began
+                for try await _ in notifications { queued() }
+            }
+        }
+    }
+}

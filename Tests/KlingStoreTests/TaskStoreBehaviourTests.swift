@@ -396,6 +396,30 @@ struct TaskStoreBehaviourTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func queuedAndReleasedTasksAreAnnouncedToOtherProcesses() async throws {
+        try await withBackends { backend in
+            let listening = try await backend.open()
+            // SQLite is one process's store: its workers are woken in process (WakeSignal) and by polling.
+            guard let announcing = listening as? any QueueAnnouncing else { return }
+            let other = try await backend.open()
+            let (announcements, announce) = AsyncStream<Void>.makeStream()
+            let listener = Task { try await announcing.listenForQueuedTasks { announce.yield() } }
+            defer { listener.cancel() }
+            var received = announcements.makeAsyncIterator()
+            _ = await received.next()  // listening has begun
+
+            let account = try await other.createAccount(name: "a", credits: 0, now: 1)
+            try await queuedTask(other, account: account, id: "t", createdAt: 1)
+            _ = await received.next()
+            _ = try #require(try await other.claimNext(worker: "w", engine: "preview", now: 2, leaseUntil: 100, maxAttempts: 3))
+            #expect(try await other.release(taskID: "t", attempt: 1, now: 3))
+            _ = await received.next()
+            // Cancelling ends the listen (and gives its connection back).
+            listener.cancel()
+            _ = try? await listener.value
+        }
+    }
+
     @Test func concurrentClaimsNeverHandOutTheSameTaskTwice() async throws {
         try await withStores { store in
             let account = try await store.createAccount(name: "a", credits: 0, now: 1)
