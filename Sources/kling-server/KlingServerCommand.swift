@@ -16,7 +16,7 @@ struct KlingServerCommand: AsyncParsableCommand {
         commandName: "kling-server",
         abstract: "KlingKit: a self-hostable, Kling 3.0 compatible video generation server.",
         subcommands: [
-            Serve.self, Accounts.self, Keys.self, Credits.self, Ledger.self, Limits.self, Maintenance.self, Features.self,
+            Serve.self, Work.self, Accounts.self, Keys.self, Credits.self, Ledger.self, Limits.self, Maintenance.self, Features.self,
             Webhooks.self, Callbacks.self,
         ],
         defaultSubcommand: Serve.self
@@ -44,37 +44,79 @@ struct DataOptions: ParsableArguments {
         return try SQLiteTaskStore.sqlite(path: configuration.databasePath)
     }
 
+    /// Closes the store's connections (PostgreSQL) once the process is done with it.
+    func close(_ store: any TaskStore) async {
+        await (store as? PostgresTaskStore)?.close()
+    }
+
     /// Account administration on this data directory (or database).
     func accountService() async throws -> AccountService { AccountService(store: try await openStore()) }
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the HTTP server and its workers (the default command).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP API and its workers (the default command); --workers 0 runs an API-only process.")
 
-    @OptionGroup var data: DataOptions
-    @Option(help: "Port to listen on. Env: KLING_PORT. Default: 8080") var port: Int?
-    @Option(help: "Address to bind. Env: KLING_HOST. Default: 127.0.0.1") var host: String?
+    @OptionGroup var process: ProcessOptions
     @Option(help: "Concurrent renders in this process; 0 runs an API-only process. Env: KLING_WORKERS. Default: 1") var workers: Int?
+
+    func run() async throws {
+        try await process.run(servesAPI: true, workers: workers, defaultPort: 8080)
+    }
+}
+
+struct Work: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run workers only: claim and render tasks from the shared store, no API (only /healthz, /readyz, /metrics).",
+        discussion: """
+            For multi-node set-ups on PostgreSQL (KLING_DATABASE_URL) with a shared KLING_ARTIFACT_DIR. Set KLING_PUBLIC_URL \
+            to the API's address so result links in callbacks point there; without it this process leaves callbacks to \
+            the API processes.
+            """)
+
+    @OptionGroup var process: ProcessOptions
+    @Option(help: "Concurrent renders in this process. Env: KLING_WORKERS. Default: 1") var workers: Int?
+
+    func run() async throws {
+        try await process.run(servesAPI: false, workers: workers, defaultPort: 8081)
+    }
+}
+
+/// Settings of the processes that run the platform (`serve` and `work`).
+struct ProcessOptions: ParsableArguments {
+    @OptionGroup var data: DataOptions
+    @Option(help: "Port to listen on. Env: KLING_PORT. Default: 8080 (serve), 8081 (work)") var port: Int?
+    @Option(help: "Address to bind. Env: KLING_HOST. Default: 127.0.0.1") var host: String?
+    @Option(
+        name: .customLong("artifact-dir"),
+        help: "Result files and uploads, shared by every process of a multi-node set-up. Env: KLING_ARTIFACT_DIR. Default: DATA_DIR/artifacts")
+    var artifactDirectory: String?
     @Option(
         name: .customLong("log-format"),
         help: "Log lines as json (one object per line) or text. Env: KLING_LOG_FORMAT. Default: json when stderr is not a terminal, else text")
     var logFormat: String?
 
-    func run() async throws {
+    func run(servesAPI: Bool, workers: Int?, defaultPort: Int) async throws {
         let environment = ProcessInfo.processInfo.environment
         var configuration = ServerConfiguration()
+        configuration.servesAPI = servesAPI
         configuration.dataDirectory = data.resolvedDataDirectory
-        configuration.port = try port ?? environment["KLING_PORT"].map { try Self.integer($0, name: "KLING_PORT") } ?? 8080
+        if let path = artifactDirectory ?? environment["KLING_ARTIFACT_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            configuration.sharedArtifactDirectory = URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
+        }
+        configuration.port = try port ?? environment["KLING_PORT"].map { try Serve.integer($0, name: "KLING_PORT") } ?? defaultPort
         configuration.host = host ?? environment["KLING_HOST"] ?? "127.0.0.1"
-        configuration.workers = try workers ?? environment["KLING_WORKERS"].map { try Self.integer($0, name: "KLING_WORKERS") } ?? 1
+        configuration.workers = try workers ?? environment["KLING_WORKERS"].map { try Serve.integer($0, name: "KLING_WORKERS") } ?? 1
         configuration.publicURL = environment["KLING_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let lease = environment["KLING_LEASE_SECONDS"] {
-            configuration.leaseDuration = .seconds(try Self.integer(lease, name: "KLING_LEASE_SECONDS"))
+            configuration.leaseDuration = .seconds(try Serve.integer(lease, name: "KLING_LEASE_SECONDS"))
         }
         if let poll = environment["KLING_POLL_MS"] {
-            configuration.pollInterval = .milliseconds(try Self.integer(poll, name: "KLING_POLL_MS"))
+            configuration.pollInterval = .milliseconds(try Serve.integer(poll, name: "KLING_POLL_MS"))
         }
-        guard configuration.workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+        guard configuration.workers >= (servesAPI ? 0 : 1) else {
+            throw ValidationError(servesAPI ? "--workers must be 0 or more" : "--workers must be 1 or more for kling-server work")
+        }
         try EnvironmentSettings.apply(environment, to: &configuration)
 
         let format = try (logFormat ?? environment["KLING_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 }).map {
@@ -89,7 +131,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = environment["KLING_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
         let store = try await data.openStore()
-        if let key = try await AccountService(store: store).bootstrapIfEmpty(credits: configuration.defaultCredits) {
+        if servesAPI, let key = try await AccountService(store: store).bootstrapIfEmpty(credits: configuration.defaultCredits) {
             let url = configuration.publicURL ?? "http://localhost:\(configuration.port)"
             // Written straight to the file descriptor: visible at once even when stdout is a file or a pipe.
             FileHandle.standardOutput.write(
@@ -109,9 +151,12 @@ struct Serve: AsyncParsableCommand {
 
                     """.utf8))
         }
+        if !servesAPI && configuration.publicURL == nil {
+            logger.warning("KLING_PUBLIC_URL is not set: this worker leaves callback delivery to the API processes")
+        }
         var fetching = HTTPInputFetcher.Configuration()
         fetching.allowPrivateAddresses =
-            try environment["KLING_FETCH_ALLOW_PRIVATE"].map { try Self.boolean($0, name: "KLING_FETCH_ALLOW_PRIVATE") } ?? false
+            try environment["KLING_FETCH_ALLOW_PRIVATE"].map { try Serve.boolean($0, name: "KLING_FETCH_ALLOW_PRIVATE") } ?? false
         if fetching.allowPrivateAddresses {
             logger.warning("KLING_FETCH_ALLOW_PRIVATE=true: input URLs may reach loopback and private addresses (development only)")
         }
@@ -119,9 +164,17 @@ struct Serve: AsyncParsableCommand {
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
             makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await data.close(store)
+            throw error
+        }
+        await data.close(store)
     }
+}
 
+extension Serve {
     static func boolean(_ text: String, name: String) throws -> Bool {
         switch text.lowercased() {
         case "true", "1", "yes": return true

@@ -38,11 +38,13 @@ struct ServerProcess {
 
     let process: Process
 
-    /// Starts `serve` on `port`; waits until it answers.
-    static func serve(port: Int, dataDirectory: URL, environment: [String: String] = [:]) async throws -> ServerProcess {
+    /// Starts `serve` (or another process command, such as `work`) on `port`; waits until it answers.
+    static func serve(
+        port: Int, dataDirectory: URL, environment: [String: String] = [:], command: [String] = ["serve"]
+    ) async throws -> ServerProcess {
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory.path]
+        process.arguments = command + ["--port", "\(port)", "--data-dir", dataDirectory.path]
         var env = ProcessInfo.processInfo.environment
         // Tests poll faster than clients should; rate limits are tested on their own.
         env["KLING_RATE_QUERIES"] = "0"
@@ -66,7 +68,7 @@ struct ServerProcess {
             try await Task.sleep(for: .milliseconds(100))
         }
         server.kill()
-        throw CommandFailed(arguments: ["serve"], status: -1)
+        throw CommandFailed(arguments: command, status: -1)
     }
 
     func kill() {

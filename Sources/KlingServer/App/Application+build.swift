@@ -4,10 +4,12 @@ import KlingCore
 import KlingUpstream
 import Logging
 import Prometheus
+import ServiceLifecycle
 
 /// Builds the whole server: routes of every dialect, result file serving and the task worker.
 ///
-/// Tests call this with a temporary data directory and port 0; `kling-server serve` calls it with the real settings.
+/// A worker-only process (``ServerConfiguration/servesAPI`` off) answers just `/healthz`, `/readyz` and `/metrics`;
+/// an API-only one has no workers. Tests call this with a temporary data directory and port 0; `kling-server serve` calls it with the real settings.
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any TaskStore,
@@ -20,7 +22,6 @@ public func buildApplication(
     for folder in [results, uploads] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
     let signal = WakeSignal()
     let tasks = TaskService(store: store, signal: signal, prices: configuration.prices, defaultLimits: configuration.limits)
-    let limiter = RateLimiter()
     let links = ResultLinks(
         publicURL: configuration.publicURL, signingKey: try await store.installationSecret("file-links"),
         resultLifetime: configuration.resultLinkLifetime)
@@ -28,8 +29,9 @@ public func buildApplication(
     let inputs = LocalFileFetcher(links: links, artifactDirectory: configuration.artifactDirectory, network: fetcher)
     // Upstream engines (KLING_ENGINES, KLING_ROUTES): a router over them and the local engine; the local engine alone
     // when none is configured. Providers call back to our own signed endpoint; results are downloaded by the safe fetcher.
+    // A worker-only process has no route for them: providers are called back at the API's public URL, or polled.
     let upstreamCallbacks =
-        configuration.upstream.usesUpstream
+        configuration.upstream.usesUpstream && (configuration.servesAPI || configuration.publicURL != nil)
         ? UpstreamCallbacks(secret: try await store.installationSecret("upstream-callbacks"), baseURL: { links.baseURL }) : nil
     let engine = try await configuration.upstream.makeEngine(
         local: makeEngine(inputs), localConcurrency: configuration.workers, store: store, fetcher: fetcher, callbacks: upstreamCallbacks,
@@ -40,6 +42,54 @@ public func buildApplication(
     router.add(middleware: RequestIDMiddleware())
     // Requests by route and status, with latency, into whatever metrics backend the process bootstrapped.
     router.add(middleware: MetricsMiddleware())
+    router.get("healthz") { _, _ in "ok" }
+    OpsRoutes(
+        store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
+    ).register(on: router)
+    if configuration.servesAPI {
+        registerAPI(
+            on: router, configuration: configuration, store: store, tasks: tasks, links: links, fetcher: fetcher,
+            upstreamCallbacks: upstreamCallbacks, logger: logger)
+    }
+
+    var services: [any Service] = [
+        TaskWorker(store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, logger: logger),
+        TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
+        RetentionSweeper(
+            store: store, artifactDirectory: configuration.artifactDirectory, resultRetention: configuration.resultRetention,
+            uploadRetention: configuration.uploadRetention, interval: configuration.retentionSweepInterval, logger: logger),
+    ]
+    // Result links in callbacks point at this process: a worker-only process delivers only when they can point at the API.
+    if configuration.servesAPI || configuration.publicURL != nil {
+        services.append(CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, logger: logger))
+    }
+    // Tasks queued by other processes wake this one's workers at once (PostgreSQL); polling covers the rest.
+    if configuration.workers > 0 { services.append(QueueWakeRelay(store: store, signal: signal, logger: logger)) }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kling-server"),
+        services: services,
+        onServerRunning: { channel in
+            if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }
+            logger.info(
+                "kling-server listening",
+                metadata: [
+                    "address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "engine": "\(engine.name)",
+                    "role": "\(configuration.servesAPI ? (configuration.workers > 0 ? "api+worker" : "api") : "worker")",
+                ])
+        },
+        logger: logger
+    )
+}
+
+/// The routes of every dialect, uploads, result files, the playground and the admin API.
+private func registerAPI(
+    on router: Router<KlingRequestContext>, configuration: ServerConfiguration, store: any TaskStore, tasks: TaskService,
+    links: ResultLinks, fetcher: any InputFetching, upstreamCallbacks: UpstreamCallbacks?, logger: Logger
+) {
+    let results = configuration.artifactDirectory.appendingPathComponent("results", isDirectory: true)
+    let uploads = configuration.artifactDirectory.appendingPathComponent("uploads", isDirectory: true)
+    let limiter = RateLimiter()
     // Only finished results and uploads are served (never scratch files or the database), and only through signed,
     // unexpired links.
     router.add(middleware: SignedFileMiddleware(links: links))
@@ -48,12 +98,8 @@ public func buildApplication(
             results.path, urlBasePath: "/files/results", cacheControl: .init([(MediaType(type: .video), [.maxAge(3600)])]),
             logger: logger))
     router.add(middleware: FileMiddleware(uploads.path, urlBasePath: "/files/uploads", logger: logger))
-    router.get("healthz") { _, _ in "ok" }
     OpenAPIDocument.register(on: router)
     PlaygroundRoutes(links: links, logger: logger).register(on: router)
-    OpsRoutes(
-        store: store, workers: configuration.workers, ffmpeg: "ffmpeg", registry: PrometheusMetricsFactory.defaultRegistry
-    ).register(on: router)
     let allowPrivate = configuration.callbacks.allowPrivateAddresses
     MarketRoutes(
         tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate, eventKeepAlive: configuration.eventKeepAlive
@@ -76,25 +122,4 @@ public func buildApplication(
             defaultCredits: configuration.defaultCredits
         ).register(on: router)
     }
-
-    let worker = TaskWorker(
-        store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, logger: logger)
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kling-server"),
-        services: [
-            worker,
-            TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
-            CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, logger: logger),
-            RetentionSweeper(
-                store: store, artifactDirectory: configuration.artifactDirectory, resultRetention: configuration.resultRetention,
-                uploadRetention: configuration.uploadRetention, interval: configuration.retentionSweepInterval, logger: logger),
-        ],
-        onServerRunning: { channel in
-            if let port = channel.localAddress?.port { links.useLocalPortIfUnset(port) }
-            logger.info(
-                "kling-server listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "engine": "\(engine.name)"])
-        },
-        logger: logger
-    )
 }

@@ -14,6 +14,12 @@ public struct ServerConfiguration: Sendable {
     public var publicURL: String?
     /// Renders at once in this process (`--workers`, default 1; 0 = API only).
     public var workers: Int = 1
+    /// Whether this process serves the API (`kling-server serve`); `false` for a worker-only process (`kling-server work`),
+    /// which answers only `/healthz`, `/readyz` and `/metrics`.
+    public var servesAPI: Bool = true
+    /// Result files and uploads, shared by every process of a multi-node set-up (`--artifact-dir` / `KLING_ARTIFACT_DIR`;
+    /// default `artifacts` in the data directory).
+    public var sharedArtifactDirectory: URL?
     /// Claim lease; a task whose worker dies is picked up again after it (`KLING_LEASE_SECONDS`, default 30).
     public var leaseDuration: Duration = .seconds(30)
     /// How often idle workers poll the store (`KLING_POLL_MS`, default 500).
@@ -53,8 +59,10 @@ public struct ServerConfiguration: Sendable {
 
     /// The SQLite database file.
     public var databasePath: String { dataDirectory.appendingPathComponent("kling.sqlite").path }
-    /// Where result files live (served under `/files/`).
-    public var artifactDirectory: URL { dataDirectory.appendingPathComponent("artifacts", isDirectory: true) }
+    /// Where result files and uploads live (served under `/files/`).
+    public var artifactDirectory: URL {
+        sharedArtifactDirectory ?? dataDirectory.appendingPathComponent("artifacts", isDirectory: true)
+    }
 
     /// Worker settings derived from this configuration.
     public var workerConfiguration: TaskWorker.Configuration {
