@@ -184,6 +184,16 @@ let package = Package(
             path: "Benchmarks/HotPathBench",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "QueueBench",
+            dependencies: [
+                "KlingSQLite", "KlingPostgres", "KlingCore", "KlingAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/QueueBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KlingKitTests",
             dependencies: [

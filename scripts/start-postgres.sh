@@ -5,7 +5,7 @@
 #   scripts/start-postgres.sh --stop DIR     # stops that cluster and deletes DIR
 #
 # The cluster listens on 127.0.0.1 only (a free port, or KLING_PG_PORT), trusts local connections (it holds test
-# data only), skips fsync, and has one database `kling` owned by the user `kling`. As root, the server runs as the
+# data only), skips fsync (KLING_PG_DURABLE=1 keeps it), and has one database `kling` owned by the user `kling`. As root, the server runs as the
 # `postgres` user (created by Debian's postgresql package), since PostgreSQL refuses to run as root.
 set -euo pipefail
 
@@ -40,8 +40,11 @@ fi
 
 as_owner "$bindir/initdb" -D "$dir/data" -U kling --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
+# Test data needs no durability; KLING_PG_DURABLE=1 keeps PostgreSQL's crash-safe defaults (benchmarks use it).
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ -n "${KLING_PG_DURABLE:-}" ] && durability=""
 as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir $durability -c max_connections=300" \
   >&2 || { cat "$dir/server.log" >&2; exit 1; }
 as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U kling -O kling kling >&2
 echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') running in $dir on 127.0.0.1:$port (stop: scripts/start-postgres.sh --stop $dir)" >&2
