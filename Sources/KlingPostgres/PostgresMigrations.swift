@@ -189,7 +189,128 @@ enum PostgresMigrations {
                 FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION kling_notify_queued()
                 """,
             ]),
+        Migration(
+            version: 4, name: "insert-tasks-function",
+            statements: [
+                // Creates in one round trip, several at a time (PostgresInsertBatcher): the account rows stay locked
+                // from the balance check to the commit, so issued one statement at a time from the client that lock
+                // was held across every round trip, and one commit (one WAL flush) per create capped one account's
+                // creates. Each item is checked in order against the state the items before it left; refusals are
+                // reported per item (KLxxx codes the store maps), never by aborting the others.
+                """
+                CREATE FUNCTION kling_insert_tasks(p_items JSONB) RETURNS JSONB LANGUAGE plpgsql AS $$
+                DECLARE
+                    v_item JSONB;
+                    v_outcomes JSONB := '[]'::JSONB;
+                    v_balance BIGINT;
+                    v_active BIGINT;
+                    v_fingerprint TEXT;
+                    v_task TEXT;
+                    v_account TEXT;
+                    v_credits BIGINT;
+                    v_key TEXT;
+                BEGIN
+                    -- Parallel creates of one account (and retries with one idempotency key) queue up here; rows are
+                    -- locked in id order so two batches never wait for each other in a circle.
+                    PERFORM 1 FROM accounts
+                    WHERE id IN (SELECT DISTINCT value->>'account_id' FROM jsonb_array_elements(p_items))
+                    ORDER BY id FOR UPDATE;
+                    FOR v_item IN SELECT value FROM jsonb_array_elements(p_items) LOOP
+                        v_account := v_item->>'account_id';
+                        v_credits := (v_item->>'credits')::BIGINT;
+                        v_key := v_item->>'idempotency_key';
+                        SELECT balance INTO v_balance FROM accounts WHERE id = v_account;
+                        IF NOT FOUND THEN
+                            v_outcomes := v_outcomes || jsonb_build_object('code', 'KL404', 'message', 'no account ' || v_account);
+                            CONTINUE;
+                        END IF;
+                        IF v_key IS NOT NULL THEN
+                            DELETE FROM idempotency_keys
+                            WHERE account_id = v_account AND key = v_key AND created_at < (v_item->>'now')::BIGINT - 86400000;
+                            SELECT fingerprint, task_id INTO v_fingerprint, v_task FROM idempotency_keys
+                            WHERE account_id = v_account AND key = v_key;
+                            IF FOUND THEN
+                                IF v_fingerprint <> v_item->>'fingerprint' THEN
+                                    v_outcomes := v_outcomes || jsonb_build_object('code', 'KL409', 'message',
+                                        'this Idempotency-Key was used in the last 24 hours for a different request');
+                                ELSE
+                                    v_outcomes := v_outcomes || jsonb_build_object('existing', v_task);
+                                END IF;
+                                CONTINUE;
+                            END IF;
+                        END IF;
+                        IF v_credits > 0 AND v_balance < v_credits THEN
+                            v_outcomes := v_outcomes || jsonb_build_object('code', 'KL402', 'message',
+                                format('the balance is %s credits; %s are needed', v_balance, v_credits));
+                            CONTINUE;
+                        END IF;
+                        IF v_item->>'external_id' IS NOT NULL AND EXISTS (
+                            SELECT 1 FROM tasks WHERE account_id = v_account AND external_id = v_item->>'external_id') THEN
+                            v_outcomes := v_outcomes || jsonb_build_object('code', 'KL410', 'message',
+                                format('external_task_id: %s is already used by another task of this account', v_item->>'external_id'));
+                            CONTINUE;
+                        END IF;
+                        IF v_item->>'max_active' IS NOT NULL THEN
+                            SELECT COUNT(*) INTO v_active FROM tasks WHERE account_id = v_account AND state IN ('queued', 'running');
+                            IF v_active >= (v_item->>'max_active')::BIGINT THEN
+                                v_outcomes := v_outcomes || jsonb_build_object('code', 'KL429', 'message',
+                                    format('the account already has %s queued or running tasks, its limit; wait for one to finish', v_active));
+                                CONTINUE;
+                            END IF;
+                        END IF;
+                        INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
+                            created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
+                            refunded_credits, callback_url, external_id)
+                        VALUES (v_item->>'id', v_account, v_item->>'dialect', v_item->>'model', v_item->>'request',
+                            v_item->>'params', v_item->>'state', (v_item->>'progress')::BIGINT, (v_item->>'attempts')::BIGINT,
+                            v_item->>'engine', (v_item->>'created_at')::BIGINT, (v_item->>'updated_at')::BIGINT,
+                            (v_item->>'started_at')::BIGINT, (v_item->>'completed_at')::BIGINT, v_item->>'result',
+                            (v_item->>'failure_code')::BIGINT, v_item->>'failure_message', v_credits,
+                            (v_item->>'refunded_credits')::BIGINT, v_item->>'callback_url', v_item->>'external_id');
+                        IF v_credits > 0 THEN
+                            UPDATE accounts SET balance = balance - v_credits WHERE id = v_account;
+                            INSERT INTO ledger (account_id, kind, amount, task_id, note, created_at)
+                            VALUES (v_account, 'charge', -v_credits, v_item->>'id', 'task accepted', (v_item->>'created_at')::BIGINT);
+                        END IF;
+                        IF v_key IS NOT NULL THEN
+                            INSERT INTO idempotency_keys (account_id, key, fingerprint, task_id, created_at)
+                            VALUES (v_account, v_key, v_item->>'fingerprint', v_item->>'id', (v_item->>'now')::BIGINT);
+                        END IF;
+                        v_outcomes := v_outcomes || jsonb_build_object('created', true);
+                    END LOOP;
+                    RETURN v_outcomes;
+                END $$
+                """
+            ]),
+        Migration(
+            version: 5, name: "change-notify",
+            statements: [
+                // What API processes cache (PostgresReadCache) is announced when it changes; balances are not cached,
+                // so balance updates stay silent (the accounts trigger fires only for the columns listed).
+                """
+                CREATE FUNCTION kling_notify_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify('\(changesChannel)', '');
+                    RETURN NULL;
+                END $$
+                """,
+                """
+                CREATE TRIGGER api_keys_notify_changed AFTER UPDATE OR DELETE ON api_keys
+                FOR EACH STATEMENT EXECUTE FUNCTION kling_notify_changed()
+                """,
+                """
+                CREATE TRIGGER accounts_notify_changed AFTER UPDATE OF name, limits OR DELETE ON accounts
+                FOR EACH STATEMENT EXECUTE FUNCTION kling_notify_changed()
+                """,
+                """
+                CREATE TRIGGER settings_notify_changed AFTER INSERT OR UPDATE OR DELETE ON settings
+                FOR EACH STATEMENT EXECUTE FUNCTION kling_notify_changed()
+                """,
+            ]),
     ]
+
+    /// The channel on which PostgreSQL announces changes to what ``PostgresReadCache`` holds.
+    static let changesChannel = "kling_changes"
 
     /// The channel on which PostgreSQL announces queued tasks.
     static let queueChannel = "kling_queued"

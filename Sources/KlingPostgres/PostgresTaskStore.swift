@@ -3,21 +3,53 @@ import KlingAPI
 import KlingCore
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The shared store: one PostgreSQL database for several API and worker processes (PostgresNIO's `PostgresClient`).
 ///
 /// Semantics match ``TaskStore``'s SQLite implementation exactly; writes run in `READ COMMITTED` transactions that lock
 /// the account row before they charge, count or look up idempotency keys, and the queue claims with
-/// `FOR UPDATE SKIP LOCKED`. Reads are not cached: every read sees the latest committed state of every process.
+/// `FOR UPDATE SKIP LOCKED`. Only the per-request lookups of keys and switches are cached, and only while changes to
+/// them are announced to this process (``PostgresReadCache``); every other read sees the latest committed state.
 public final class PostgresTaskStore: TaskStore {
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
+    private let cache = PostgresReadCache()
+    private let inserts: PostgresInsertBatcher
+    private let changes = Mutex<Task<Void, Never>?>(nil)
 
     private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
         self.client = client
         self.runner = runner
         self.logger = logger
+        self.inserts = PostgresInsertBatcher { items in try await Self.insertBatch(client: client, logger: logger, items: items) }
+    }
+
+    /// Listens for changes to cached values until closed; the cache is on only while the listen holds.
+    private func followChanges() {
+        let task = Task { [client, cache, logger] in
+            var delay = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: PostgresMigrations.changesChannel) { notifications in
+                            cache.invalidate(live: true)
+                            delay = .milliseconds(100)
+                            for try await _ in notifications { cache.invalidate() }
+                        }
+                    }
+                } catch {
+                    if !Task.isCancelled {
+                        logger.warning("listening for changes failed; reads are not cached until it is back", metadata: ["error": "\(error)"])
+                    }
+                }
+                cache.invalidate(live: false)
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        changes.withLock { $0 = task }
     }
 
     /// Connects to the database at `url` (`postgres://...`) and applies the migrations it has not seen yet.
@@ -48,11 +80,16 @@ public final class PostgresTaskStore: TaskStore {
             await store.close()
             throw error
         }
+        store.followChanges()
         return store
     }
 
     /// Closes every connection; the store cannot be used afterwards.
     public func close() async {
+        if let listener = changes.withLock({ $0 }) {
+            listener.cancel()
+            await listener.value
+        }
         runner.cancel()
         await runner.value
     }
@@ -96,7 +133,9 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     public func revokeAPIKey(id: String, accountID: String, now: Int64) async throws -> Bool {
-        try await !read(
+        // This process sees its own change at once; others when the trigger's notification reaches them.
+        defer { cache.invalidate() }
+        return try await !read(
             """
             UPDATE api_keys SET revoked_at = \(now) WHERE id = \(id) AND account_id = \(accountID) AND revoked_at IS NULL RETURNING id
             """
@@ -112,7 +151,9 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     public func account(forKeyHash hash: String) async throws -> Account? {
-        try await read(
+        if let cached = cache.account(forKeyHash: hash) { return cached }
+        let generation = cache.generation
+        let account = try await read(
             """
             SELECT a.*, k.hash AS key_hash FROM api_keys k JOIN accounts a ON a.id = k.account_id
             WHERE k.hash = \(hash) AND k.revoked_at IS NULL
@@ -121,6 +162,8 @@ public final class PostgresTaskStore: TaskStore {
             // The index lookup found the row; compare once more in constant time before trusting it.
             APIKeys.constantTimeEquals(try row.get("key_hash"), hash) ? try Self.account(row) : nil
         }
+        if let account, let generation { cache.store(account, forKeyHash: hash, generation: generation) }
+        return account
     }
 
     public func addJWTCredential(accessKey: String, accountID: String, secretKey: String, now: Int64) async throws {
@@ -138,6 +181,7 @@ public final class PostgresTaskStore: TaskStore {
 
     public func setLimits(accountID: String, limits: LimitOverrides) async throws {
         let encoded = try Self.encode(limits)
+        defer { cache.invalidate() }
         guard try await !read("UPDATE accounts SET limits = \(encoded) WHERE id = \(accountID) RETURNING id").isEmpty else {
             throw StoreError.notFound("no account \(accountID)")
         }
@@ -222,6 +266,8 @@ public final class PostgresTaskStore: TaskStore {
     // MARK: Switches
 
     public func switches() async throws -> ServiceSwitches {
+        if let cached = cache.switches { return cached }
+        let generation = cache.generation
         var switches = ServiceSwitches()
         for row in try await read("SELECT key, value FROM settings") {
             let key: String = try row.get("key")
@@ -231,6 +277,7 @@ public final class PostgresTaskStore: TaskStore {
                 switches.disabledFeatures.insert(feature)
             }
         }
+        if let generation { cache.store(switches, generation: generation) }
         return switches
     }
 
@@ -251,79 +298,48 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     private func setting(_ key: String, _ value: String) async throws {
+        defer { cache.invalidate() }
         try await read("INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     }
 
     // MARK: Tasks
 
     public func insert(_ task: TaskRecord, maxActiveTasks: Int?) async throws {
-        let request = try Self.encode(task.request)
-        let result = try task.result.map(Self.encode)
-        try await transaction { db in try await Self.insert(db, task, request: request, result: result, maxActiveTasks: maxActiveTasks) }
+        _ = try await insert(task, maxActiveTasks: maxActiveTasks, key: nil, fingerprint: nil, now: task.createdAt)
     }
 
     public func insert(_ task: TaskRecord, maxActiveTasks: Int?, idempotencyKey key: String, fingerprint: String, now: Int64) async throws
         -> IdempotentInsert
     {
-        let request = try Self.encode(task.request)
-        let result = try task.result.map(Self.encode)
-        return try await transaction { db -> IdempotentInsert in
-            // Lock the account first so parallel retries with one key queue up here and see each other's row.
-            try await db.run("SELECT 1 FROM accounts WHERE id = \(task.accountID) FOR UPDATE")
-            try await db.run(
-                "DELETE FROM idempotency_keys WHERE account_id = \(task.accountID) AND key = \(key) AND created_at < \(now - 86_400_000)")
-            if let row = try await db.rows(
-                "SELECT fingerprint, task_id FROM idempotency_keys WHERE account_id = \(task.accountID) AND key = \(key)"
-            ).first {
-                guard try row.get("fingerprint", as: String.self) == fingerprint else {
-                    throw StoreError.conflict("this Idempotency-Key was used in the last 24 hours for a different request")
-                }
-                return .existing(taskID: try row.get("task_id"))
-            }
-            try await Self.insert(db, task, request: request, result: result, maxActiveTasks: maxActiveTasks)
-            try await db.run(
-                """
-                INSERT INTO idempotency_keys (account_id, key, fingerprint, task_id, created_at)
-                VALUES (\(task.accountID), \(key), \(fingerprint), \(task.id), \(now))
-                """)
-            return .created
-        }
+        try await insert(task, maxActiveTasks: maxActiveTasks, key: key, fingerprint: fingerprint, now: now)
     }
 
-    private static func insert(_ db: Connection, _ task: TaskRecord, request: String, result: String?, maxActiveTasks: Int?) async throws {
-        // The charge (or the lock) comes first: it holds the account's row, so the count below cannot race another
-        // process's create for the same account.
-        if task.credits > 0 {
-            try await moveCredits(
-                db, accountID: task.accountID, kind: .charge, amount: -task.credits, taskID: task.id, note: "task accepted",
-                now: task.createdAt)
-        } else {
-            try await db.run("SELECT 1 FROM accounts WHERE id = \(task.accountID) FOR UPDATE")
-        }
-        if let external = task.externalID,
-            try await !db.rows("SELECT 1 FROM tasks WHERE account_id = \(task.accountID) AND external_id = \(external)").isEmpty
-        {
-            throw StoreError.externalIDTaken("external_task_id: \(external) is already used by another task of this account")
-        }
-        if let maxActiveTasks {
-            let active: Int =
-                try await db.rows(
-                    "SELECT COUNT(*) AS n FROM tasks WHERE account_id = \(task.accountID) AND state IN ('queued', 'running')"
-                ).first?.get("n") ?? 0
-            if active >= maxActiveTasks {
-                throw StoreError.limitReached("the account already has \(active) queued or running tasks, its limit; wait for one to finish")
+    /// Stores and charges a task through the group-commit batcher (`kling_insert_tasks`, migration 4).
+    private func insert(_ task: TaskRecord, maxActiveTasks: Int?, key: String?, fingerprint: String?, now: Int64) async throws
+        -> IdempotentInsert
+    {
+        try await inserts.insert(
+            PostgresInsertBatcher.Item(
+                id: task.id, account_id: task.accountID, dialect: task.dialect, model: task.model, request: try Self.encode(task.request),
+                params: task.params, state: task.state.rawValue, progress: task.progress, attempts: task.attempts, engine: task.engine,
+                created_at: task.createdAt, updated_at: task.updatedAt, started_at: task.startedAt, completed_at: task.completedAt,
+                result: try task.result.map(Self.encode), failure_code: task.failure?.code, failure_message: task.failure?.message,
+                credits: task.credits, refunded_credits: task.refundedCredits, callback_url: task.request.callbackURL,
+                external_id: task.externalID, max_active: maxActiveTasks, idempotency_key: key, fingerprint: fingerprint, now: now))
+    }
+
+    /// Runs one `kling_insert_tasks` batch, again when PostgreSQL broke a deadlock by aborting it.
+    private static func insertBatch(client: PostgresClient, logger: Logger, items: String) async throws -> String {
+        var retries = 0
+        while true {
+            do {
+                let rows = try await client.query("SELECT kling_insert_tasks(\(items)::JSONB)::TEXT AS outcomes", logger: logger)
+                for try await outcomes in rows.decode(String.self) { return outcomes }
+                throw StoreError.notFound("kling_insert_tasks returned no row")
+            } catch let error as PSQLError where error.isTransient && retries < 10 {
+                retries += 1
             }
         }
-        try await db.run(
-            """
-            INSERT INTO tasks (id, account_id, dialect, model, request, params, state, progress, attempts, engine,
-                created_at, updated_at, started_at, completed_at, result, failure_code, failure_message, credits,
-                refunded_credits, callback_url, external_id)
-            VALUES (\(task.id), \(task.accountID), \(task.dialect), \(task.model), \(request), \(task.params), \(task.state.rawValue),
-                \(task.progress), \(task.attempts), \(task.engine), \(task.createdAt), \(task.updatedAt), \(task.startedAt),
-                \(task.completedAt), \(result), \(task.failure?.code), \(task.failure?.message), \(task.credits),
-                \(task.refundedCredits), \(task.request.callbackURL), \(task.externalID))
-            """)
     }
 
     public func cancel(taskID: String, accountID: String, failure: TaskFailure, now: Int64) async throws -> CancelOutcome {
@@ -382,40 +398,33 @@ public final class PostgresTaskStore: TaskStore {
     // MARK: Queue
 
     public func claimNext(worker: String, engine: String, now: Int64, leaseUntil: Int64, maxAttempts: Int) async throws -> TaskRecord? {
-        try await transaction { db -> TaskRecord? in
-            try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts)
-            // Rows another claimer holds are skipped, not waited for; an expired claim is taken over only while it has
-            // attempts left (the ones without are failed above, or by whoever holds them now).
-            guard
-                let candidate = try await db.rows(
-                    """
-                    SELECT id FROM tasks
-                    WHERE state = 'queued' OR (state = 'running' AND lease_until < \(now) AND attempts < \(maxAttempts))
-                    ORDER BY created_at, id LIMIT 1
-                    FOR UPDATE SKIP LOCKED
-                    """
-                ).first
-            else { return nil }
-            let id: String = try candidate.get("id")
-            guard
-                let claimed = try await db.rows(
-                    """
-                    UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = \(worker), lease_until = \(leaseUntil),
-                        engine = \(engine), started_at = COALESCE(started_at, \(now)), updated_at = \(now), progress = 0
-                    WHERE id = \(id)
-                    RETURNING \(unescaped: Self.taskColumns)
-                    """
-                ).first.map(Self.task)
-            else { return nil }
-            // Kling's dialect calls back on every status change: the first claim is submitted -> processing.
-            try await db.run(
-                """
+        // One statement (its own transaction): an idle worker's claim is one round trip. Rows another claimer holds are
+        // skipped, not waited for; an expired claim is taken over only while it has attempts left.
+        let claimed = try await read(
+            """
+            WITH candidate AS (
+                SELECT id FROM tasks
+                WHERE state = 'queued' OR (state = 'running' AND lease_until < \(now) AND attempts < \(maxAttempts))
+                ORDER BY created_at, id LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = \(worker), lease_until = \(leaseUntil),
+                    engine = \(engine), started_at = COALESCE(started_at, \(now)), updated_at = \(now), progress = 0
+                WHERE id = (SELECT id FROM candidate)
+                RETURNING \(unescaped: Self.taskColumns), callback_url
+            ), processing AS (
+                -- Kling's dialect calls back on every status change: the first claim is submitted -> processing.
                 INSERT INTO callbacks (id, task_id, account_id, url, dialect, state, attempts, next_attempt_at, created_at, updated_at, event)
                 SELECT \("msg_" + APIKeys.randomID()), id, account_id, callback_url, dialect, 'pending', 0, \(now), \(now), \(now), 'processing'
-                FROM tasks WHERE id = \(id) AND callback_url IS NOT NULL AND dialect = 'kling' AND attempts = 1
-                """)
-            return claimed
-        }
+                FROM claimed WHERE callback_url IS NOT NULL AND dialect = 'kling' AND attempts = 1
+            )
+            SELECT \(unescaped: Self.taskColumns) FROM claimed
+            """
+        ).first.map(Self.task)
+        if let claimed { return claimed }
+        // Nothing to claim: fail the tasks whose last allowed claim was abandoned (the sweeper does so too).
+        _ = try await failAbandoned(now: now, maxAttempts: maxAttempts)
+        return nil
     }
 
     public func heartbeat(taskID: String, attempt: Int, leaseUntil: Int64, now: Int64) async throws -> Bool {
@@ -482,7 +491,13 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     public func failAbandoned(now: Int64, maxAttempts: Int) async throws -> Int {
-        try await transaction { db in try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        // Idle workers ask on every poll: a plain read first, the transaction only when there is something to fail.
+        guard
+            try await !read(
+                "SELECT 1 FROM tasks WHERE state = 'running' AND lease_until < \(now) AND attempts >= \(maxAttempts) LIMIT 1"
+            ).isEmpty
+        else { return 0 }
+        return try await transaction { db in try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
     }
 
     public func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int {

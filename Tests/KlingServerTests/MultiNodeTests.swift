@@ -51,7 +51,7 @@ struct MultiNodeTests {
         let created = try await HTTP.post(
             "http://127.0.0.1:\(apiPort)/api/v1/jobs/createTask", headers: [("Authorization", "Bearer \(key)")],
             body: #"{"model":"kling-3.0/video","input":{"prompt":"A lighthouse at dusk","duration":"3","mode":"std","sound":false}}"#)
-        let taskID = try #require((created.json["data"] as? [String: Any])?["taskId"] as? String)
+        let taskID = try #require((created.json["data"] as? [String: Any])?["taskId"] as? String, "\(created.json)")
 
         var data: [String: Any] = [:]
         for _ in 0..<600 {

@@ -89,6 +89,17 @@ struct TaskStoreBehaviourTests {
         var description: String { "[\(backend)] \(error)" }
     }
 
+    /// Whether `condition` holds: at once on SQLite; on a store that caches until another process's change is
+    /// announced (PostgreSQL), once the notification has arrived (within 10 s here; milliseconds in practice).
+    func soon(_ reader: any TaskStore, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(reader is any QueueAnnouncing ? 10 : 0)
+        while true {
+            if try await condition() { return true }
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     func queuedTask(_ store: any TaskStore, account: Account, id: String, createdAt: Int64) async throws {
         let request = GenerationRequest(prompt: "p", duration: 3, mode: .std).normalized()
         try await store.insert(
@@ -168,8 +179,28 @@ struct TaskStoreBehaviourTests {
             #expect(try await writer.failAbandoned(now: 11, maxAttempts: 1) == 1)
             #expect(try await readState("t2")?.state == .failed)
 
+            // Key lookups and switches are the per-request reads a PostgreSQL handle keeps while changes are announced
+            // to it: another process's change shows as soon as its notification arrives (SQLite: at once).
+            #expect(try await reader.account(forKeyHash: hash)?.id == account.id)
+            #expect(try await reader.switches().maintenance == false)
             #expect(try await writer.revokeAPIKey(id: "k", accountID: account.id, now: 12))
-            #expect(try await reader.account(forKeyHash: hash) == nil)
+            try await writer.setMaintenance(true)
+            #expect(try await soon(reader) { try await reader.account(forKeyHash: hash) == nil })
+            #expect(try await soon(reader) { try await reader.switches().maintenance })
+        }
+    }
+
+    @Test func ownChangesToKeysLimitsAndSwitchesShowAtOnceThroughTheSameHandle() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 0, now: 1)
+            let hash = APIKeys.hash("k")
+            try await store.addAPIKey(APIKeyRecord(id: "k", accountID: account.id, hash: hash, prefix: "k", createdAt: 1))
+            for _ in 0..<2 { #expect(try await store.account(forKeyHash: hash)?.limits == LimitOverrides()) }
+            try await store.setLimits(accountID: account.id, limits: LimitOverrides(maxActiveTasks: 3))
+            #expect(try await store.account(forKeyHash: hash)?.limits.maxActiveTasks == 3)
+            for _ in 0..<2 { #expect(try await store.switches().disabledFeatures.isEmpty) }
+            try await store.setFeature(.fourK, enabled: false)
+            #expect(try await store.switches().disabledFeatures == [.fourK])
         }
     }
 
@@ -267,9 +298,9 @@ struct TaskStoreBehaviourTests {
             #expect(try await reader.switches() == ServiceSwitches())
             try await writer.setMaintenance(true)
             try await writer.setFeature(.fourK, enabled: false)
-            #expect(try await reader.switches() == ServiceSwitches(maintenance: true, disabledFeatures: [.fourK]))
+            #expect(try await soon(reader) { try await reader.switches() == ServiceSwitches(maintenance: true, disabledFeatures: [.fourK]) })
             try await writer.setFeature(.fourK, enabled: true)
-            #expect(try await reader.switches().disabledFeatures.isEmpty)
+            #expect(try await soon(reader) { try await reader.switches().disabledFeatures.isEmpty })
             try await writer.setLimits(accountID: account.id, limits: LimitOverrides(maxActiveTasks: 7))
             #expect(try await reader.account(named: "a")?.limits.maxActiveTasks == 7)
         }

@@ -76,7 +76,9 @@ public protocol TaskStore: Sendable {
     // MARK: Queue
 
     /// Claims the oldest runnable task: queued, or running with an expired lease and attempts left.
-    /// Tasks whose lease expired after `maxAttempts` claims are failed in the same step.
+    /// Tasks whose lease expired after `maxAttempts` claims are failed by the claim (on PostgreSQL, by a claim that
+    /// finds nothing to take, so a busy claim stays one statement; the sweeper's ``failAbandoned(now:maxAttempts:)``
+    /// catches them too).
     /// Returns the task with `state == .running` and `attempts` incremented (the fencing token).
     func claimNext(worker: String, engine: String, now: Int64, leaseUntil: Int64, maxAttempts: Int) async throws -> TaskRecord?
     /// Extends the lease of a claimed task; `false` when the claim is no longer ours.
