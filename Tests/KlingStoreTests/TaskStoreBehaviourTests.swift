@@ -288,6 +288,33 @@ struct TaskStoreBehaviourTests {
         }
     }
 
+    @Test func aBadCreateAmongConcurrentOnesFailsAloneAndChargesNothing() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "a", credits: 1000, now: 1)
+            // Eleven creates at once (PostgreSQL writes them in groups); one reuses an id.
+            let ids = (0..<10).map { "t\($0)" } + ["t3"]
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for id in ids {
+                    group.addTask {
+                        do {
+                            try await pricedTask(store, account: account, id: id, credits: 10)
+                            return true
+                        } catch is StoreError {
+                            throw CancellationError()  // a refusal is not what this test sends
+                        } catch {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 10)
+            #expect(try await store.balance(accountID: account.id) == 900)
+            #expect(try await store.taskCounts()[.queued] == 10)
+            #expect(try await store.ledgerMismatches().isEmpty)
+        }
+    }
+
     @Test func creditsCannotGoNegativeAndSwitchesReachEveryHandle() async throws {
         try await withBackends { backend in
             let writer = try await backend.open()
