@@ -268,25 +268,20 @@ public final class PostgresTaskStore: TaskStore {
     public func switches() async throws -> ServiceSwitches {
         if let cached = cache.switches { return cached }
         let generation = cache.generation
-        var switches = ServiceSwitches()
-        for row in try await read("SELECT key, value FROM settings") {
-            let key: String = try row.get("key")
-            let value: String = try row.get("value")
-            if key == "maintenance" { switches.maintenance = value == "on" }
-            if key.hasPrefix("feature."), value == "off", let feature = ServiceSwitches.Feature(rawValue: String(key.dropFirst(8))) {
-                switches.disabledFeatures.insert(feature)
-            }
-        }
+        let switches = ServiceSwitches(
+            settings: try await read("SELECT key, value FROM settings").map { (key: try $0.get("key"), value: try $0.get("value")) })
         if let generation { cache.store(switches, generation: generation) }
         return switches
     }
 
     public func setMaintenance(_ on: Bool) async throws {
-        try await setting("maintenance", on ? "on" : "off")
+        let row = ServiceSwitches.setting(maintenance: on)
+        try await setting(row.key, row.value)
     }
 
     public func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws {
-        try await setting("feature." + feature.rawValue, enabled ? "on" : "off")
+        let row = ServiceSwitches.setting(feature, enabled: enabled)
+        try await setting(row.key, row.value)
     }
 
     public func installationSecret(_ name: String) async throws -> String {

@@ -405,27 +405,23 @@ public final class SQLiteTaskStore: TaskStore {
         let stamp = CounterStamp(first: counters.value(ChangeCounters.controlSlot), second: 0)
         if let cached = switchCache.value("switches", stamp: stamp) { return cached }
         let switches = try readNow { db in
-            var switches = ServiceSwitches()
-            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM settings")) {
-                let key: String = row["key"]
-                let value: String = row["value"]
-                if key == "maintenance" { switches.maintenance = value == "on" }
-                if key.hasPrefix("feature."), value == "off", let feature = ServiceSwitches.Feature(rawValue: String(key.dropFirst(8))) {
-                    switches.disabledFeatures.insert(feature)
-                }
-            }
-            return switches
+            ServiceSwitches(
+                settings: try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM settings")).map {
+                    (key: $0["key"] as String, value: $0["value"] as String)
+                })
         }
         switchCache.store(switches, for: "switches", stamp: stamp)
         return switches
     }
 
     public func setMaintenance(_ on: Bool) async throws {
-        try await setting("maintenance", on ? "on" : "off")
+        let row = ServiceSwitches.setting(maintenance: on)
+        try await setting(row.key, row.value)
     }
 
     public func setFeature(_ feature: ServiceSwitches.Feature, enabled: Bool) async throws {
-        try await setting("feature." + feature.rawValue, enabled ? "on" : "off")
+        let row = ServiceSwitches.setting(feature, enabled: enabled)
+        try await setting(row.key, row.value)
     }
 
     public func installationSecret(_ name: String) async throws -> String {

@@ -12,6 +12,30 @@ public struct ServiceSwitches: Sendable, Hashable, Codable {
         self.disabledFeatures = disabledFeatures
     }
 
+    /// The switches stored as settings rows (`maintenance`, `feature.NAME`, each `on` or `off`); other rows are ignored.
+    public init(settings: some Sequence<(key: String, value: String)>) {
+        self.init()
+        for (key, value) in settings {
+            if key == Self.maintenanceSetting { maintenance = value == "on" }
+            if key.hasPrefix("feature."), value == "off", let feature = Feature(rawValue: String(key.dropFirst(8))) {
+                disabledFeatures.insert(feature)
+            }
+        }
+    }
+
+    /// The settings row that stores maintenance mode.
+    public static let maintenanceSetting = "maintenance"
+
+    /// The settings row (key and value) that stores maintenance mode set `on`.
+    public static func setting(maintenance on: Bool) -> (key: String, value: String) {
+        (maintenanceSetting, on ? "on" : "off")
+    }
+
+    /// The settings row (key and value) that stores `feature` switched on or off.
+    public static func setting(_ feature: Feature, enabled: Bool) -> (key: String, value: String) {
+        ("feature." + feature.rawValue, enabled ? "on" : "off")
+    }
+
     /// A request feature that can be switched off.
     public enum Feature: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
         case fourK = "4k"
