@@ -130,10 +130,12 @@ let package = Package(
             path: "Tests/KlingUpstreamFakes",
             swiftSettings: swiftSettings
         ),
-        // Test helpers shared by test targets: a throwaway PostgreSQL database per test.
+        // Test helpers shared by test targets: a throwaway PostgreSQL database per test, the test server configuration.
         .target(
             name: "KlingTestSupport",
-            dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KlingServer", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/KlingTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -197,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "KlingKitTests",
             dependencies: [
-                "KlingKit", "KlingServer", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI",
+                "KlingKit", "KlingServer", "KlingSQLite", "KlingPreview", "KlingCore", "KlingAPI", "KlingTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -7,6 +7,7 @@ import KlingKit
 import KlingPreview
 import KlingSQLite
 import KlingServer
+import KlingTestSupport
 import Logging
 import Testing
 
@@ -26,17 +27,7 @@ struct LiveServer: Sendable {
         workers: Int = 1, credits: Int64 = 100_000, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> LiveServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klingkit-test-\(UUID().uuidString)", isDirectory: true)
-        var configuration = ServerConfiguration()
-        configuration.dataDirectory = directory
-        configuration.port = 0
-        configuration.workers = workers
-        configuration.pollInterval = .milliseconds(100)
-        configuration.limits.createsPerWindow = 0
-        configuration.limits.queriesPerSecond = 0
-        configuration.limits.maxActiveTasks = 1000
-        configuration.callbacks.allowPrivateAddresses = true
-        configuration.callbacks.retryDelays = [.milliseconds(300), .milliseconds(300)]
-        configuration.callbacks.pollInterval = .milliseconds(100)
+        var configuration = ServerConfiguration.forTests(directory: directory, workers: workers)
         configure(&configuration)
         let store = try SQLiteTaskStore.sqlite(path: configuration.databasePath)
         let accounts = AccountService(store: store)

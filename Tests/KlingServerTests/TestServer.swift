@@ -36,19 +36,7 @@ struct TestServer {
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-test-\(UUID().uuidString)", isDirectory: true)
-        var configuration = ServerConfiguration()
-        configuration.dataDirectory = directory
-        configuration.port = 0
-        configuration.workers = workers
-        configuration.pollInterval = .milliseconds(100)
-        configuration.limits.createsPerWindow = 0
-        configuration.limits.queriesPerSecond = 0
-        configuration.limits.maxActiveTasks = 1000
-        // Callback receivers in tests are on loopback; retries come quickly.
-        configuration.callbacks.allowPrivateAddresses = true
-        configuration.callbacks.retryDelays = [.milliseconds(300), .milliseconds(300), .milliseconds(300)]
-        configuration.callbacks.pollInterval = .milliseconds(100)
-        configuration.callbacks.timeout = .seconds(10)
+        var configuration = ServerConfiguration.forTests(directory: directory, workers: workers)
         configure(&configuration)
         let store: any TaskStore
         var database: PostgresTestDatabase?
