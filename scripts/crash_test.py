@@ -159,7 +159,7 @@ class PidRegistry:
                     pass
 
 
-def http_call(journal, proc, method, path, body=None, headers=None, timeout=30):
+def http_call(journal, proc, method, path, body=None, headers=None, timeout=30, note=None):
     """One HTTP request to one process; returns (status, parsed JSON or None, error text or None); journaled."""
     t0 = now()
     status, parsed, error = None, None, None
@@ -181,8 +181,10 @@ def http_call(journal, proc, method, path, body=None, headers=None, timeout=30):
             parsed = None
     except (OSError, http.client.HTTPException) as e:
         error = f"{type(e).__name__}: {e}"
-    journal.request({"t0": round(t0, 3), "t1": round(now(), 3), "proc": proc.name, "method": method,
-                     "path": path.split("?")[0], "status": status, "error": error})
+    entry = {"t0": round(t0, 3), "t1": round(now(), 3), "proc": proc.name, "method": method, "path": path.split("?")[0],
+             "status": status, "error": error}
+    entry.update(note or {})
+    journal.request(entry)
     return status, parsed, error
 
 
@@ -428,7 +430,8 @@ class CrashTest:
         while now() < deadline:
             tries += 1
             sent_at = now()
-            status, answer, error = http_call(self.journal, self.apis[api], "POST", path, body, headers)
+            status, answer, error = http_call(self.journal, self.apis[api], "POST", path, body, headers,
+                                              note={"index": index, "idempotency_key": headers["Idempotency-Key"]})
             if status == 200 and answer and answer.get("code") == 200:
                 task_id = answer["data"]["taskId"] if dialect == "market" else answer["data"]["task_id"]
                 price = int(PRICE_STD_PER_SECOND * DURATION * (AUDIO_FACTOR if sound else 1))
@@ -515,12 +518,21 @@ class CrashTest:
                 self.query_problems.append(f"query of {task_id} on {api.name} answered HTTP {status}: {json.dumps(answer)[:300]}")
 
     def kill_loop(self):
+        # The first kills follow a shuffled plan of roles (about 3 in 10 API processes) so every run kills both
+        # roles several times; any further kills pick a process at random, workers weighted twice.
+        api_kills = max(1, round(self.args.kills * 0.3))
+        plan = ["api"] * api_kills + ["worker"] * (self.args.kills - api_kills)
+        self.rng.shuffle(plan)
         weights = [1 if p.role == "api" else 2 for p in self.procs]
         while not self.stop_killing.is_set():
             time.sleep(self.rng.uniform(2.0, 4.0))
-            if len(self.journal.kills) >= self.args.kills and self.submissions_done.is_set():
+            done = len(self.journal.kills)
+            if done >= self.args.kills and self.submissions_done.is_set():
                 break
-            victim = self.rng.choices(self.procs, weights)[0]
+            if done < len(plan):
+                victim = self.rng.choice([p for p in self.procs if p.role == plan[done]])
+            else:
+                victim = self.rng.choices(self.procs, weights)[0]
             if victim.role == "api" and not self.submissions_done.is_set():
                 self.burst(self.apis.index(victim))
                 time.sleep(self.rng.uniform(0.0, 0.15))
@@ -582,9 +594,12 @@ class CrashTest:
 
         # Completed twice? The worker's "task succeeded" line is written only when the store accepted the completion.
         succeeded_lines = collections.Counter()
+        self.fenced = 0  # "claim was lost; result discarded": a worker whose lease had passed on was refused
         for path in glob.glob(os.path.join(self.artifacts, "logs", "*.log")):
             with open(path, errors="replace") as f:
                 for line in f:
+                    if "claim was lost" in line:
+                        self.fenced += 1
                     if '"task succeeded"' not in line:
                         continue
                     try:
@@ -653,6 +668,11 @@ class CrashTest:
         self.check(not wrong_state, f"callbacks report the task's stored terminal state ({len(wrong_state)} did not)")
         for w in wrong_state[:10]:
             print("      " + w)
+        # Market and CRUN tasks get one callback message (at their terminal state), retried under one webhook-id.
+        several = {t: sorted(r["webhook_ids"]) for t, r in by_task.items() if len(r["webhook_ids"]) > 1}
+        self.check(not several, f"one callback message per task (one webhook-id; {len(several)} tasks had more)")
+        for t, ids in list(several.items())[:10]:
+            print(f"      {t}: {ids} states {by_task[t]['states']}")
         self.check(not invalid, f"no callback had a bad signature or payload ({len(invalid)} had)")
         for w in invalid[:10]:
             print(f"      {w}")
@@ -688,6 +708,7 @@ class CrashTest:
         with self.receiver.lock:
             deliveries = sum(r["deliveries"] for r in self.receiver.by_task.values())
             refused = self.receiver.refused
+            repeats = sum(max(0, r["valid"] - len(r["webhook_ids"])) for r in self.receiver.by_task.values()) - refused
         by_role = collections.Counter(k["role"] for k in kills)
         # Retried creates whose task was stored before the answered try was sent: the Idempotency-Key returned it.
         rescued = sum(1 for t, i in accepted.items()
@@ -703,11 +724,12 @@ class CrashTest:
             ("kills", f"{len(kills)} (api {by_role['api']}, worker {by_role['worker']})"),
             ("tasks succeeded", str(succeeded)),
             ("tasks failed (refunded)", f"{failed}" + "".join(f"; {n}x {r}" for r, n in reasons.most_common(3))),
-            ("tasks claimed more than once", str(reclaimed)),
+            ("tasks claimed more than once (finished results refused by the fence)", f"{reclaimed} ({self.fenced})"),
             ("duplicates (completed twice / extra charges / stray tasks)", f"{len(twice)} / {len(double_entries)} / {len(strays)}"),
             ("lost", str(len(lost))),
             ("ledger difference", ", ".join(f"{n} {d:+d}" for n, d in differences.items())),
-            ("callbacks delivered (500s answered on purpose)", f"{deliveries} ({refused})"),
+            ("callbacks delivered (500s answered on purpose; repeats of a delivered message)",
+             f"{deliveries} ({refused}; {repeats})"),
             ("tasks without a signed terminal callback", str(len(no_callback))),
             ("HTTP requests (connection errors)", f"{len(requests)} ({sum(1 for r in requests if r['error'])})"),
             ("5xx answers (excused)", f"{len(fives)} ({len(fives) - len(unexcused)})"),
@@ -736,6 +758,10 @@ class CrashTest:
         self.check(not problems and done, f"results of {min(3, len(done))} tasks download through both API processes")
         for p in problems[:6]:
             print("      " + p)
+
+    def save_tasks(self, states):
+        with open(os.path.join(self.artifacts, "tasks.json"), "w") as f:
+            json.dump({t: dict(i, **states.get(t, {})) for t, i in self.accepted.items()}, f, indent=1)
 
     def print_figures(self):
         print("\nFigures:")
@@ -767,6 +793,7 @@ class CrashTest:
         self.stop_polling.set()
         threads[2].join()
         self.log(f"run finished in {now() - started:.0f} s ({len(missing)} callbacks missing)")
+        self.save_tasks(states)
         self.verify(states)
         self.print_figures()
 
