@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The worker role's command line (before --port): the one line to change when the worker role changes.
-worker_command="serve --workers 1"
+worker_command="work --workers 1"
 
 server=${KLING_SERVER:-.build/debug/kling-server}
 artifacts=${KLING_CRASH_ARTIFACTS:-test-artifacts/crash-test}

@@ -49,6 +49,24 @@ def now():
     return time.time()
 
 
+class StallClock:
+    """Time this runner was actually scheduled: wall time minus the stalls the watchdog saw (the whole machine has
+    been seen frozen for minutes; deadlines count only time in which things could happen)."""
+
+    stalled = 0.0  # seconds in stalls of over a second, summed
+    lock = threading.Lock()
+
+    @classmethod
+    def active(cls):
+        with cls.lock:
+            return time.monotonic() - cls.stalled
+
+    @classmethod
+    def add(cls, seconds):
+        with cls.lock:
+            cls.stalled += seconds
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,32 +74,33 @@ def free_port():
 
 
 class Journal:
-    """Thread-safe record of everything that happened, also written as JSON lines into the artifacts."""
+    """Thread-safe record of everything that happened, kept in memory (no file I/O on the hot path, which a busy
+    disk could stall) and written as JSON lines into the artifacts at the end."""
 
     def __init__(self, directory):
+        self.directory = directory
         self.lock = threading.Lock()
-        self.requests = []  # dicts: t0, t1, proc, method, path, status, error
-        self.kills = []  # dicts: proc, role, killed_at, restarted_at
-        self.files = {name: open(os.path.join(directory, name + ".jsonl"), "a") for name in ("requests", "kills", "callbacks")}
+        self.entries = {"requests": [], "kills": [], "callbacks": [], "freezes": []}
+        self.requests = self.entries["requests"]  # dicts: t0, t1, proc, method, path, status, error (+ create notes)
+        self.kills = self.entries["kills"]  # dicts: proc, role, killed_at, restarted_at
+        self.freezes = self.entries["freezes"]  # dicts: proc, stopped_at, continued_at
 
     def write(self, name, entry):
         with self.lock:
-            self.files[name].write(json.dumps(entry) + "\n")
-            self.files[name].flush()
+            self.entries[name].append(entry)
 
     def request(self, entry):
-        with self.lock:
-            self.requests.append(entry)
         self.write("requests", entry)
 
     def kill(self, entry):
-        with self.lock:
-            self.kills.append(entry)
         self.write("kills", entry)
 
     def close(self):
-        for f in self.files.values():
-            f.close()
+        with self.lock:
+            for name, entries in self.entries.items():
+                with open(os.path.join(self.directory, name + ".jsonl"), "w") as f:
+                    for entry in entries:
+                        f.write(json.dumps(entry) + "\n")
 
 
 class Proc:
@@ -117,12 +136,31 @@ class Proc:
             self.popen.wait()
             self.popen = None
 
+    def freeze(self, seconds):
+        """SIGSTOP of the process for `seconds`, then SIGCONT: a process that stalls past its lease (its render tools
+        run on and finish meanwhile) and comes back, still believing it owns its task."""
+        with self.lock:
+            if self.popen is None:
+                return None
+            pid = self.popen.pid
+            os.kill(pid, signal.SIGSTOP)
+        stopped_at = now()
+        try:
+            time.sleep(seconds)
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        return stopped_at
+
     def stop(self):
         """Graceful stop (SIGTERM, then SIGKILL after 10 s)."""
         with self.lock:
             if self.popen is None:
                 return
             try:
+                os.killpg(self.popen.pid, signal.SIGCONT)
                 os.killpg(self.popen.pid, signal.SIGTERM)
                 self.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -234,7 +272,8 @@ class CallbackReceiver:
         if not (msg_id and timestamp and signature and secret.startswith("whsec_")):
             return False, "missing webhook-id, webhook-timestamp or webhook-signature"
         try:
-            if abs(int(timestamp) - int(now())) > 300:
+            # Receivers allow 5 minutes; plus any time the machine stood still between signing and receiving.
+            if abs(int(timestamp) - int(now())) > 300 + StallClock.stalled:
                 return False, f"webhook-timestamp {timestamp} is more than 5 minutes away"
         except ValueError:
             return False, f"webhook-timestamp {timestamp!r} is not a number"
@@ -353,7 +392,8 @@ class CrashTest:
         self.env = dict(os.environ)
         self.env.update({
             "KLING_DATABASE_URL": self.database_url,
-            "KLING_DATA_DIR": shared,
+            "KLING_DATA_DIR": os.path.join(self.artifacts, "data", "admin"),
+            # The one directory every process shares (results and uploads); each has a data directory of its own.
             "KLING_ARTIFACT_DIR": shared,
             "KLING_LEASE_SECONDS": str(self.args.lease_seconds),
             "KLING_FETCH_ALLOW_PRIVATE": "true",
@@ -376,18 +416,22 @@ class CrashTest:
         self.receiver.start()
 
         worker_args = shlex.split(self.args.worker_command)
+
+        def own_env(name):
+            return dict(self.env, KLING_DATA_DIR=os.path.join(self.artifacts, "data", name))
+
         for i in range(2):
             port = free_port()
             self.procs.append(Proc(f"api{i}", "api", port, [self.server, "serve", "--workers", "0", "--port", str(port)],
-                                   self.env, os.path.join(self.artifacts, "logs", f"api{i}.log"), self.pids))
+                                   own_env(f"api{i}"), os.path.join(self.artifacts, "logs", f"api{i}.log"), self.pids))
         for i in range(3):
             port = free_port()
             self.procs.append(Proc(f"worker{i}", "worker", port, [self.server, *worker_args, "--port", str(port)],
-                                   self.env, os.path.join(self.artifacts, "logs", f"worker{i}.log"), self.pids))
+                                   own_env(f"worker{i}"), os.path.join(self.artifacts, "logs", f"worker{i}.log"), self.pids))
         self.apis = [p for p in self.procs if p.role == "api"]
         for p in self.procs:
             p.start()
-        deadline = now() + 120
+        deadline = StallClock.active() + 120
         for p in self.procs:
             while True:
                 status, _, _ = http_call(self.journal, p, "GET", "/healthz", timeout=5)
@@ -395,7 +439,7 @@ class CrashTest:
                     break
                 if not p.running():
                     raise RuntimeError(f"{p.name} exited at start; see {p.log_path}")
-                if now() > deadline:
+                if StallClock.active() > deadline:
                     raise RuntimeError(f"{p.name} did not answer /healthz within 120 s; see {p.log_path}")
                 time.sleep(0.2)
         self.log("2 API and 3 worker processes are up: " + ", ".join(f"{p.name}:{p.port}" for p in self.procs)
@@ -425,9 +469,9 @@ class CrashTest:
         api = index % 2 if (index // 2) % 2 == 0 else 1 - index % 2  # both dialects through both API processes
         if first_api is not None:
             api = first_api
-        deadline = now() + 180
+        deadline = StallClock.active() + 180
         tries = 0
-        while now() < deadline:
+        while StallClock.active() < deadline:
             tries += 1
             sent_at = now()
             status, answer, error = http_call(self.journal, self.apis[api], "POST", path, body, headers,
@@ -517,6 +561,29 @@ class CrashTest:
             if status is not None and status < 500 and not (status == 200 and answer and answer.get("code") == 200):
                 self.query_problems.append(f"query of {task_id} on {api.name} answered HTTP {status}: {json.dumps(answer)[:300]}")
 
+    def busy_worker(self):
+        """A worker process that holds a running task now (lease owners are HOST:PID:RANDOM), if any."""
+        try:
+            owners = self.sql("SELECT lease_owner FROM tasks WHERE state = 'running' AND lease_owner IS NOT NULL")
+        except (RuntimeError, subprocess.SubprocessError):
+            return None
+        pids = {int(row[0].split(":")[-2]) for row in owners if row[0].count(":") >= 2 and row[0].split(":")[-2].isdigit()}
+        busy = [p for p in self.procs if p.role == "worker" and p.popen is not None and p.popen.pid in pids]
+        return self.rng.choice(busy) if busy else None
+
+    def watch_stalls(self):
+        """Notes the longest time this runner was not scheduled (a stalled machine explains slow phases)."""
+        last = time.monotonic()
+        while not self.stop_polling.is_set():
+            time.sleep(0.25)
+            current = time.monotonic()
+            self.longest_stall = max(self.longest_stall, current - last - 0.25)
+            if current - last > 1.25:
+                StallClock.add(current - last - 0.25)
+            if current - last > 5:
+                self.log(f"this runner was stalled for {current - last:.0f} s")
+            last = current
+
     def kill_loop(self):
         # The first kills follow a shuffled plan of roles (about 3 in 10 API processes) so every run kills both
         # roles several times; any further kills pick a process at random, workers weighted twice.
@@ -524,9 +591,20 @@ class CrashTest:
         plan = ["api"] * api_kills + ["worker"] * (self.args.kills - api_kills)
         self.rng.shuffle(plan)
         weights = [1 if p.role == "api" else 2 for p in self.procs]
+        # Between some kills a worker is frozen past its lease instead: its task goes to another worker, and when it
+        # wakes up the fence (the attempt number) must refuse whatever it tries to finish.
+        freeze_after = {round((i + 1) * self.args.kills / (self.args.freezes + 1)) for i in range(self.args.freezes)}
         while not self.stop_killing.is_set():
             time.sleep(self.rng.uniform(2.0, 4.0))
             done = len(self.journal.kills)
+            if done in freeze_after and len(self.journal.freezes) < self.args.freezes:
+                frozen = self.busy_worker() or self.rng.choice([p for p in self.procs if p.role == "worker"])
+                stopped_at = frozen.freeze(self.args.lease_seconds + 2.0)
+                if stopped_at is not None:
+                    self.journal.write("freezes", {"proc": frozen.name, "stopped_at": round(stopped_at, 3),
+                                                   "continued_at": round(now(), 3)})
+                freeze_after.discard(done)
+                continue
             if done >= self.args.kills and self.submissions_done.is_set():
                 break
             if done < len(plan):
@@ -552,22 +630,22 @@ class CrashTest:
                 for row in rows}
 
     def wait_until_terminal(self):
-        deadline = now() + self.args.wait_seconds
+        deadline = StallClock.active() + self.args.wait_seconds
         while True:
             states = self.task_states()
             open_tasks = [t for t in self.accepted if states.get(t, {}).get("state") not in TERMINAL]
-            if not open_tasks or now() > deadline:
+            if not open_tasks or StallClock.active() > deadline:
                 return states
             self.log(f"waiting: {len(open_tasks)} of {len(self.accepted)} tasks not terminal yet")
             time.sleep(5)
 
     def wait_for_callbacks(self, states):
-        deadline = now() + 90
+        deadline = StallClock.active() + 90
         while True:
             with self.receiver.lock:
                 missing = [t for t in self.accepted if states.get(t, {}).get("state") in TERMINAL
                            and not self.receiver.by_task[t]["valid_terminal"]]
-            if not missing or now() > deadline:
+            if not missing or StallClock.active() > deadline:
                 return missing
             self.log(f"waiting for callbacks of {len(missing)} tasks")
             time.sleep(3)
@@ -595,11 +673,14 @@ class CrashTest:
         # Completed twice? The worker's "task succeeded" line is written only when the store accepted the completion.
         succeeded_lines = collections.Counter()
         self.fenced = 0  # "claim was lost; result discarded": a worker whose lease had passed on was refused
+        self.lost_claims = 0  # "claim lost during render": a resumed worker noticed and stopped rendering
         for path in glob.glob(os.path.join(self.artifacts, "logs", "*.log")):
             with open(path, errors="replace") as f:
                 for line in f:
                     if "claim was lost" in line:
                         self.fenced += 1
+                    if "claim lost during render" in line:
+                        self.lost_claims += 1
                     if '"task succeeded"' not in line:
                         continue
                     try:
@@ -724,7 +805,9 @@ class CrashTest:
             ("kills", f"{len(kills)} (api {by_role['api']}, worker {by_role['worker']})"),
             ("tasks succeeded", str(succeeded)),
             ("tasks failed (refunded)", f"{failed}" + "".join(f"; {n}x {r}" for r, n in reasons.most_common(3))),
-            ("tasks claimed more than once (finished results refused by the fence)", f"{reclaimed} ({self.fenced})"),
+            ("tasks claimed more than once", str(reclaimed)),
+            ("workers frozen past their lease (results refused by the fence; renders stopped on a lost claim)",
+             f"{len(self.journal.freezes)} ({self.fenced}; {self.lost_claims})"),
             ("duplicates (completed twice / extra charges / stray tasks)", f"{len(twice)} / {len(double_entries)} / {len(strays)}"),
             ("lost", str(len(lost))),
             ("ledger difference", ", ".join(f"{n} {d:+d}" for n, d in differences.items())),
@@ -733,6 +816,7 @@ class CrashTest:
             ("tasks without a signed terminal callback", str(len(no_callback))),
             ("HTTP requests (connection errors)", f"{len(requests)} ({sum(1 for r in requests if r['error'])})"),
             ("5xx answers (excused)", f"{len(fives)} ({len(fives) - len(unexcused)})"),
+            ("longest stall of this runner (s; all stalls over 1 s)", f"{self.longest_stall:.1f}; {StallClock.stalled:.1f}"),
         ])
 
     def check_results_served(self, states):
@@ -775,6 +859,8 @@ class CrashTest:
 
     def run(self):
         started = now()
+        self.longest_stall = 0.0
+        threading.Thread(target=self.watch_stalls, daemon=True).start()
         self.set_up()
         self.started = now()
         threads = [threading.Thread(target=f, daemon=True) for f in (self.submit_all, self.kill_loop, self.poll)]
@@ -822,6 +908,7 @@ def main():
     parser.add_argument("--submit-seconds", type=float, default=75.0, help="spread the creates over this long")
     parser.add_argument("--wait-seconds", type=float, default=360.0, help="how long to wait for tasks to finish")
     parser.add_argument("--lease-seconds", type=int, default=4)
+    parser.add_argument("--freezes", type=int, default=4, help="workers SIGSTOPped past their lease, then resumed")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     if args.seed is None:
