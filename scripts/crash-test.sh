@@ -18,8 +18,9 @@ worker_command="work --workers 1"
 server=${KLING_SERVER:-.build/debug/kling-server}
 artifacts=${KLING_CRASH_ARTIFACTS:-test-artifacts/crash-test}
 [ -x "$server" ] || { echo "crash-test: $server not found; build it first (swift build --product kling-server)" >&2; exit 1; }
-rm -rf "$artifacts"
 mkdir -p "$artifacts"
+# Only what an earlier run left (never the directory itself: it may be one the caller named).
+(cd "$artifacts" && rm -rf logs shared data pids tasks.json figures.json requests.jsonl kills.jsonl callbacks.jsonl freezes.jsonl)
 
 pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/kling-crash-pg.XXXXXX")
 runner_pid=""
