@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Crash-safety test of multi-node operation (issue #6): a throwaway PostgreSQL, 2 API processes and 3 worker
 # processes of the debug kling-server, at least 300 tasks through the Market and CRUN dialects with signed callbacks
-# to a loopback receiver, and a random process SIGKILLed and restarted every 2-4 s (at least 20 kills). Then every
-# accepted task must be terminal, none completed twice, balances must equal the expected charges, every terminal task
-# must have had a signed callback, and no request may have answered 5xx unless its process was being killed.
+# to a loopback receiver, a random process SIGKILLed and restarted every 2-4 s (at least 20 kills) and a few workers
+# frozen (SIGSTOP) past their lease and resumed. Then every accepted task must be terminal, none completed twice,
+# balances must equal the expected charges, every terminal task must have had a signed callback, and no request may
+# have answered 5xx unless its process was being killed.
 #
 #   scripts/crash-test.sh [crash_test.py options]     # e.g. --tasks 300 --kills 20 --seed 42
 #

@@ -4,7 +4,9 @@
 Runs against a PostgreSQL database (KLING_DATABASE_URL, started by scripts/crash-test.sh): 2 API processes and
 3 worker processes of the real kling-server binary share one database and one artifact directory. Tasks are
 submitted through the Market and CRUN dialects with callbacks to a loopback receiver that checks every signature,
-while a random process is SIGKILLed every few seconds and restarted. At the end every accepted task must be
+while a random process is SIGKILLed every few seconds and restarted (creates aimed at an API process just before
+it dies, so that lost answers are retried on the other one with the same Idempotency-Key), and now and then a worker
+is SIGSTOPped past its lease and resumed (the fence must refuse its stale work). At the end every accepted task must be
 terminal, none may have completed twice, every account's balance must equal its starting credits minus the price
 of its succeeded tasks (and the ledger check must pass), every terminal task must have had a correctly signed
 callback reporting its terminal state, and no request may have answered 5xx unless its process was being killed.
