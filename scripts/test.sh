@@ -13,6 +13,9 @@ KLING_TEST_DATABASE_URL=$(scripts/start-postgres.sh "$pg_dir")
 export KLING_TEST_DATABASE_URL
 swift build --build-tests
 swift test --skip-build --no-parallel
+# Multi-node crash safety on PostgreSQL (#6): 2 API + 3 worker processes, 300 tasks, at least 20 SIGKILLs; logs in
+# test-artifacts/crash-test/.
+scripts/crash-test.sh
 # The playground page in headless Chromium against the debug kling-server; screenshots in test-artifacts/playground.
 python3 Tests/Playground/playground_ui_test.py --server .build/debug/kling-server --artifacts test-artifacts/playground
 scripts/fuzz-api.sh

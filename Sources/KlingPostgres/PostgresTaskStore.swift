@@ -492,7 +492,11 @@ public final class PostgresTaskStore: TaskStore {
                 "SELECT 1 FROM tasks WHERE state = 'running' AND lease_until < \(now) AND attempts >= \(maxAttempts) LIMIT 1"
             ).isEmpty
         else { return 0 }
-        return try await transaction { db in try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        let ids = try await transaction { db in try await Self.failAbandoned(db, now: now, maxAttempts: maxAttempts) }
+        for id in ids {
+            logger.warning("task failed: abandoned after its last allowed attempt (lease expired)", metadata: ["task_id": "\(id)"])
+        }
+        return ids.count
     }
 
     public func failStuck(createdBefore: Int64, message: String, now: Int64) async throws -> Int {
@@ -741,7 +745,8 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     @discardableResult
-    private static func failAbandoned(_ db: Connection, now: Int64, maxAttempts: Int) async throws -> Int {
+    /// Fails (and refunds) the running tasks whose last allowed claim expired; returns their ids.
+    private static func failAbandoned(_ db: Connection, now: Int64, maxAttempts: Int) async throws -> [String] {
         let ids: [String] = try await db.rows(
             """
             SELECT id FROM tasks WHERE state = 'running' AND lease_until < \(now) AND attempts >= \(maxAttempts)
@@ -759,7 +764,7 @@ public final class PostgresTaskStore: TaskStore {
             try await refund(db, taskID: id, now: now)
             try await queueCallback(db, taskID: id, now: now)
         }
-        return ids.count
+        return ids
     }
 
     private static func account(_ row: PostgresRandomAccessRow) throws -> Account {
