@@ -9,7 +9,8 @@ import ServiceLifecycle
 /// Builds the whole server: routes of every dialect, result file serving and the task worker.
 ///
 /// A worker-only process (``ServerConfiguration/servesAPI`` off) answers just `/healthz`, `/readyz` and `/metrics`;
-/// an API-only one has no workers. Tests call this with a temporary data directory and port 0; `kling-server serve` calls it with the real settings.
+/// an API-only one has no workers. Tests call this with a temporary data directory and port 0; `kling-server serve`
+/// and `kling-server work` call it with the real settings.
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any TaskStore,
