@@ -69,6 +69,9 @@ public final class PostgresTaskStore: TaskStore {
             await client.run()
         }
         for await _ in started {}
+        // `run()` marks the client running at once, but on another thread: a lease in the same microsecond would log
+        // PostgresNIO's "run() hasn't been called yet" warning (the lease itself would wait and work).
+        try? await Task.sleep(for: .milliseconds(10))
         let store = PostgresTaskStore(client: client, runner: runner, logger: logger)
         do {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
