@@ -6,6 +6,9 @@ extension PostgresTaskStore {
     public struct Configuration: Sendable {
         /// The PostgresNIO client settings (server, credentials, TLS, pool size).
         public var client: PostgresClient.Configuration
+        /// How long a statement waits for a connection before it fails with ``DatabaseUnavailable`` (the server is down
+        /// or unreachable): requests answer with an error instead of hanging, and a process can still stop.
+        public var leaseLimit: Duration = .seconds(30)
 
         /// Reads `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE]` (also `postgresql://`). `sslmode` follows
         /// libpq: `disable`, `prefer` (the default: TLS when the server offers it, unverified), `require` (TLS, unverified),

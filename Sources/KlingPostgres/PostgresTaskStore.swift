@@ -17,13 +17,17 @@ public final class PostgresTaskStore: TaskStore {
     private let logger: Logger
     private let cache = PostgresReadCache()
     private let inserts: PostgresInsertBatcher
+    /// Every statement's connection, given up on when the database does not answer in time.
+    private let lease: BoundedLease
     private let changes = Mutex<Task<Void, Never>?>(nil)
 
-    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+    private init(client: PostgresClient, runner: Task<Void, Never>, leaseLimit: Duration, logger: Logger) {
         self.client = client
         self.runner = runner
         self.logger = logger
-        self.inserts = PostgresInsertBatcher { items in try await Self.insertBatch(client: client, logger: logger, items: items) }
+        let lease = BoundedLease(client: client, limit: leaseLimit)
+        self.lease = lease
+        self.inserts = PostgresInsertBatcher { items in try await Self.insertBatch(lease: lease, logger: logger, items: items) }
     }
 
     /// Listens for changes to cached values until closed; the cache is on only while the listen holds.
@@ -72,10 +76,10 @@ public final class PostgresTaskStore: TaskStore {
         // `run()` marks the client running at once, but on another thread: a lease in the same microsecond would log
         // PostgresNIO's "run() hasn't been called yet" warning (the lease itself would wait and work).
         try? await Task.sleep(for: .milliseconds(10))
-        let store = PostgresTaskStore(client: client, runner: runner, logger: logger)
+        let store = PostgresTaskStore(client: client, runner: runner, leaseLimit: configuration.leaseLimit, logger: logger)
         do {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let applied = try await store.client.withConnection { connection in
+            let applied = try await store.lease.withConnection { connection in
                 try await PostgresMigrations.migrate(connection, logger: logger, now: now)
             }
             if !applied.isEmpty { logger.info("applied PostgreSQL migrations \(applied)") }
@@ -327,13 +331,15 @@ public final class PostgresTaskStore: TaskStore {
     }
 
     /// Runs one `kling_insert_tasks` batch, again when PostgreSQL broke a deadlock by aborting it.
-    private static func insertBatch(client: PostgresClient, logger: Logger, items: String) async throws -> String {
+    private static func insertBatch(lease: BoundedLease, logger: Logger, items: String) async throws -> String {
         var retries = 0
         while true {
             do {
-                let rows = try await client.query("SELECT kling_insert_tasks(\(items)::JSONB)::TEXT AS outcomes", logger: logger)
-                for try await outcomes in rows.decode(String.self) { return outcomes }
-                throw StoreError.notFound("kling_insert_tasks returned no row")
+                return try await lease.withConnection { connection in
+                    let rows = try await connection.query("SELECT kling_insert_tasks(\(items)::JSONB)::TEXT AS outcomes", logger: logger)
+                    for try await outcomes in rows.decode(String.self) { return outcomes }
+                    throw StoreError.notFound("kling_insert_tasks returned no row")
+                }
             } catch let error as PSQLError where error.isTransient && retries < 10 {
                 retries += 1
             }
@@ -708,17 +714,19 @@ public final class PostgresTaskStore: TaskStore {
     /// Runs one statement on a pooled connection (in its own implicit transaction) and returns its rows.
     @discardableResult
     private func read(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        try await client.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+        try await lease.withConnection { [logger] connection in
+            try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+        }
     }
 
     /// Runs `body` in a `READ COMMITTED` transaction on a pooled connection: committed when it returns, rolled back
     /// when it throws (the error comes through unchanged). A deadlock PostgreSQL broke by aborting this transaction
     /// (two processes refunding tasks of the same accounts in different orders, say) runs the whole body again.
-    private func transaction<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (Connection) async throws -> T) async throws -> T {
         var retries = 0
         while true {
             do {
-                return try await client.withConnection { connection in
+                return try await lease.withConnection { [logger] connection in
                     let db = Connection(connection: connection, logger: logger)
                     try await db.run("BEGIN")
                     do {
@@ -739,7 +747,9 @@ public final class PostgresTaskStore: TaskStore {
 
     /// Applies a fenced update (its `RETURNING id` shows whether the claim was still current), then `then` in the same
     /// transaction if it was.
-    private func updateClaimed(_ update: PostgresQuery, then: (Connection) async throws -> Void = { _ in }) async throws -> Bool {
+    private func updateClaimed(
+        _ update: PostgresQuery, then: @escaping @Sendable (Connection) async throws -> Void = { _ in }
+    ) async throws -> Bool {
         try await transaction { db in
             guard try await !db.rows(update).isEmpty else { return false }
             try await then(db)
