@@ -11,7 +11,8 @@ import Synchronization
 /// that item only; an unexpected error fails the batch, whose items are then retried one by one, so the error reaches
 /// only the request that caused it.
 final class PostgresInsertBatcher: Sendable {
-    /// One create as the SQL function reads it.
+    /// One create as the SQL function reads it. Absent optionals are left out of the JSON: the function reads every
+    /// field with `->>`, which gives NULL for a missing key.
     struct Item: Encodable, Sendable {
         var id: String
         var account_id: String
@@ -38,42 +39,6 @@ final class PostgresInsertBatcher: Sendable {
         var idempotency_key: String?
         var fingerprint: String?
         var now: Int64
-
-        // Absent optionals are written as null (the function reads `->>` of every field).
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(account_id, forKey: .account_id)
-            try container.encode(dialect, forKey: .dialect)
-            try container.encode(model, forKey: .model)
-            try container.encode(request, forKey: .request)
-            try container.encode(params, forKey: .params)
-            try container.encode(state, forKey: .state)
-            try container.encode(progress, forKey: .progress)
-            try container.encode(attempts, forKey: .attempts)
-            try container.encode(engine, forKey: .engine)
-            try container.encode(created_at, forKey: .created_at)
-            try container.encode(updated_at, forKey: .updated_at)
-            try container.encode(started_at, forKey: .started_at)
-            try container.encode(completed_at, forKey: .completed_at)
-            try container.encode(result, forKey: .result)
-            try container.encode(failure_code, forKey: .failure_code)
-            try container.encode(failure_message, forKey: .failure_message)
-            try container.encode(credits, forKey: .credits)
-            try container.encode(refunded_credits, forKey: .refunded_credits)
-            try container.encode(callback_url, forKey: .callback_url)
-            try container.encode(external_id, forKey: .external_id)
-            try container.encode(max_active, forKey: .max_active)
-            try container.encode(idempotency_key, forKey: .idempotency_key)
-            try container.encode(fingerprint, forKey: .fingerprint)
-            try container.encode(now, forKey: .now)
-        }
-
-        private enum CodingKeys: String, CodingKey {
-            case id, account_id, dialect, model, request, params, state, progress, attempts, engine, created_at, updated_at
-            case started_at, completed_at, result, failure_code, failure_message, credits, refunded_credits, callback_url
-            case external_id, max_active, idempotency_key, fingerprint, now
-        }
     }
 
     private struct Pending: Sendable {
