@@ -57,9 +57,12 @@ if let processes = ProcessInfo.processInfo.environment["BENCH_PROCESSES"].flatMa
 if let pixels = ProcessInfo.processInfo.environment["BENCH_SPLIT_FROM"].flatMap(Int.init) { configuration.splitFromPixels = pixels }
 let engine = PreviewEngine(configuration: configuration, fetcher: LocalFetcher(directory: inputs))
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
+// BENCH_ONLY runs only the cases whose name contains it (for example `full-std-5`).
+let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
 
 /// Median render and bare-encode seconds for `request` at `width`x`height`, `seconds` long.
-func measure(_ request: GenerationRequest, width: Int, height: Int, seconds: Int, name: String) async throws -> (render: Double, bare: Double) {
+func measure(_ request: GenerationRequest, width: Int, height: Int, seconds: Int, name: String) async throws -> (render: Double, bare: Double)? {
+    if let only, !name.contains(only) { return nil }
     var renders: [Double] = []
     var bares: [Double] = []
     for run in 0..<repeats {
@@ -77,8 +80,9 @@ func measure(_ request: GenerationRequest, width: Int, height: Int, seconds: Int
     return (renders.sorted()[renders.count / 2], bares.sorted()[bares.count / 2])
 }
 
-func row(_ label: String, width: Int, height: Int, seconds: Int, _ result: (render: Double, bare: Double)) -> String {
-    String(
+func row(_ label: String, width: Int, height: Int, seconds: Int, _ result: (render: Double, bare: Double)?) -> String {
+    guard let result else { return "| \(label) | \(width)x\(height) | \(seconds) s | skipped | | | |" }
+    return String(
         format: "| %@ | %dx%d | %d s | %.2f | %.2f | %.2fx | %.3f |", label, width, height, seconds, result.render, result.bare,
         result.render / result.bare, result.render / Double(seconds))
 }

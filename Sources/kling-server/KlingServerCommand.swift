@@ -161,9 +161,12 @@ struct ProcessOptions: ParsableArguments {
             logger.warning("KLING_FETCH_ALLOW_PRIVATE=true: input URLs may reach loopback and private addresses (development only)")
         }
         configuration.callbacks.allowPrivateAddresses = fetching.allowPrivateAddresses
+        var preview = PreviewEngine.Configuration()
+        // Empty leaves the choice to ffmpeg; unset keeps the default (`+slowgather` on AMD processors).
+        if let flags = environment["KLING_FFMPEG_CPUFLAGS"] { preview.cpuFlags = flags.isEmpty ? nil : flags }
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
-            makeEngine: { PreviewEngine(fetcher: $0) }, logger: logger)
+            makeEngine: { [preview] in PreviewEngine(configuration: preview, fetcher: $0) }, logger: logger)
         do {
             try await app.runService()
         } catch {

@@ -48,6 +48,8 @@ struct FilterGraphBuilder: Sendable {
     var audioSeed: UInt64
     var preset: String
     var threads: Int
+    /// ffmpeg's `-cpuflags` value, if any.
+    var cpuFlags: String? = nil
 
     static let fps = 24
     static let sampleRate = 48_000
@@ -97,7 +99,7 @@ struct FilterGraphBuilder: Sendable {
             ]
         }
         // -xerror: an input image that does not decode stops the render (the engine then names the image at fault).
-        return ["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"] + inputs
+        return ["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"] + cpuFlagsArguments + inputs
             + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
     }
 
@@ -111,7 +113,7 @@ struct FilterGraphBuilder: Sendable {
                 inputs += ["-i", clip.file]
             }
         }
-        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + inputs
+        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + cpuFlagsArguments + inputs
             + ["-filter_complex", audioChains(speechInputs: speechInputs).joined(separator: ";\n")]
             + [
                 "-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact",
@@ -396,6 +398,8 @@ struct FilterGraphBuilder: Sendable {
     }
 
     // MARK: - Helpers
+
+    private var cpuFlagsArguments: [String] { cpuFlags.map { ["-cpuflags", $0] } ?? [] }
 
     static func seconds(_ frames: Int) -> String {
         String(format: "%.6f", Double(frames) / Double(fps))
