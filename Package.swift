@@ -90,8 +90,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // FFmpeg's libavformat from the system (Debian: libavformat-dev), for joining rendered pieces in process.
-        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
+        // FFmpeg's libraries from the system (Debian: libavformat-dev, libavfilter-dev), for joining rendered pieces,
+        // rendering the audio track and probing results in process.
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev", "libavfilter-dev"])]),
         // The built-in preview engine: ffmpeg + espeak-ng, and fetching of input files.
         .target(
             name: "KlingPreview",

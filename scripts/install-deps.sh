@@ -5,7 +5,7 @@
 # server (the store tests start a throwaway cluster with scripts/start-postgres.sh). Skips apt
 # when everything is already there.
 set -euo pipefail
-packages=(ffmpeg libavformat-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver postgresql)
+packages=(ffmpeg libavformat-dev libavfilter-dev pkg-config espeak-ng fonts-dejavu-core libsqlite3-dev wrk bsdutils chromium chromium-driver postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -167,10 +167,10 @@ public struct PreviewEngine: VideoEngine {
             try? fileManager.removeItem(at: partialVideo)
             try? fileManager.removeItem(at: partialCover)
         }
-        // The video renders in one ffmpeg process (or, for large frames with several shots, a few side by side: a
-        // filter graph runs mostly on one core), the first also writing the cover. The audio (speech synthesis, then its
-        // own ffmpeg process) renders alongside. Without audio a single process writes the finished MP4 itself;
-        // otherwise the pieces are joined by stream copy.
+        // The video renders in one ffmpeg process (or, with several shots, two side by side: a filter graph runs on one
+        // core), the first also writing the cover. The audio (speech synthesis, then ``AudioRenderer`` in this process)
+        // renders alongside. Without audio a single process writes the finished MP4 itself; otherwise the pieces are
+        // joined by stream copy.
         let groups = builder.groups(
             count: Self.processCount(size: size, shots: plan.shots.count, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
         let joins = groups.count > 1 || request.hasAudio
@@ -194,10 +194,13 @@ public struct PreviewEngine: VideoEngine {
         let configuration = self.configuration
         @Sendable func renderAudio() async throws {
             let speech = try await Self.synthesizeSpeech(plan: plan, executable: configuration.espeak, in: scratch)
-            let outcome = try await ProcessRunner.run(ffmpeg, builder.audioArguments(speech: speech, output: "audio.m4a"), in: scratch)
             try Task.checkCancellation()
-            guard outcome.succeeded else {
-                throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
+            do {
+                try await AudioRenderer.render(
+                    graph: builder.audioGraph(speech: speech, directory: scratch), sampleRate: FilterGraphBuilder.sampleRate,
+                    to: scratch.appendingPathComponent("audio.m4a"))
+            } catch {
+                throw EngineError.renderFailed("rendering the audio failed: \(error)")
             }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

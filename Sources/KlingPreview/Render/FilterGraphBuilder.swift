@@ -103,22 +103,16 @@ struct FilterGraphBuilder: Sendable {
             + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
     }
 
-    /// Arguments rendering the whole audio track (AAC in MP4) to `output` with the spoken lines per shot index.
-    func audioArguments(speech: [Int: [SpeechSynthesizer.Clip]], output: String) -> [String] {
-        var inputs: [String] = []
-        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)] = []
+    /// The audio filter graph of the whole track for ``AudioRenderer``: the spoken lines per shot index read from their
+    /// WAV files in `directory` (`amovie` sources), ending in the buffer sink the renderer reads.
+    func audioGraph(speech: [Int: [SpeechSynthesizer.Clip]], directory: URL) -> String {
+        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, source: String)] = []
         for shot in speech.keys.sorted() {
             for clip in speech[shot] ?? [] {
-                speechInputs.append((shot, clip, speechInputs.count))
-                inputs += ["-i", clip.file]
+                speechInputs.append((shot, clip, "amovie=filename=" + Self.escape(directory.appendingPathComponent(clip.file).path)))
             }
         }
-        return ["-nostdin", "-hide_banner", "-v", "error", "-y"] + cpuFlagsArguments + inputs
-            + ["-filter_complex", audioChains(speechInputs: speechInputs).joined(separator: ";\n")]
-            + [
-                "-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "\(Self.sampleRate)", "-ac", "2", "-flags:a", "+bitexact",
-                "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", output,
-            ]
+        return (audioChains(speechInputs: speechInputs) + ["[a]abuffersink"]).joined(separator: ";\n")
     }
 
     /// Chains drawing shot `index` to exactly its frame count, with its caption and the preview label; returns the
@@ -354,7 +348,7 @@ struct FilterGraphBuilder: Sendable {
     /// A quiet brown-noise bed under the whole video, a short swish at every cut, and each shot's lines one after
     /// another inside its window (a line that does not fit is cut at the window's end), mixed and cut to the exact
     /// sample count.
-    private func audioChains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, input: Int)]) -> [String] {
+    private func audioChains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, source: String)]) -> [String] {
         let rate = Self.sampleRate
         let totalSamples = plan.totalFrames * rate / Self.fps
         let mono = "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono"
@@ -378,7 +372,7 @@ struct FilterGraphBuilder: Sendable {
             }
         }
         var cursor: [Int: Int] = [:]
-        for (number, (shot, clip, input)) in speechInputs.enumerated() {
+        for (number, (shot, clip, source)) in speechInputs.enumerated() {
             let window = plan.shots[shot]
             let windowStart = window.startFrame * rate / Self.fps
             let windowEnd = (window.startFrame + window.frames) * rate / Self.fps - rate / 10
@@ -387,7 +381,7 @@ struct FilterGraphBuilder: Sendable {
             guard length > rate / 10 else { continue }
             cursor[shot] = start + length + rate / 4
             chains.append(
-                "[\(input):a]aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
+                "\(source),aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
                     + "adelay=delays=\(start)S:all=1[speech\(number)]")
             mixInputs.append("[speech\(number)]")
         }

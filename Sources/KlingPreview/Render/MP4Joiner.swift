@@ -10,9 +10,7 @@ import Foundation
 /// keeps its exact length.
 enum MP4Joiner {
     /// Why a join failed, with libavformat's reason.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
+    typealias Failure = LibAVFailure
 
     /// Writes `output` from the video stream of each file in `segments` (in order) and the audio stream of `audio`,
     /// on a thread of its own: muxing blocks (the index-first rewrite copies the whole file), which must not hold up
@@ -28,7 +26,7 @@ enum MP4Joiner {
 
     private static func joinBlocking(segments: [URL], audio: URL?, into output: URL) throws {
         guard !segments.isEmpty else { throw Failure(description: "nothing to join") }
-        quietLibrary
+        LibAVFailure.quietLibraries
         let video = try StreamReader(files: segments, type: AVMEDIA_TYPE_VIDEO)
         let sound = try audio.map { try StreamReader(files: [$0], type: AVMEDIA_TYPE_AUDIO) }
 
@@ -79,9 +77,6 @@ enum MP4Joiner {
         }
         try check(av_write_trailer(context), "finish \(output.lastPathComponent)")
     }
-
-    /// libavformat logs to standard error by default; failures here are reported through thrown errors instead.
-    private static let quietLibrary: Void = av_log_set_level(AV_LOG_QUIET)
 
     /// Reads one stream type from several files in turn, as one stream: each file's timestamps are shifted to start
     /// where the previous file's stream ended. Every file must have the same time base.
@@ -167,10 +162,6 @@ enum MP4Joiner {
     }
 
     fileprivate static func check(_ status: Int32, _ what: String) throws {
-        guard status < 0 else { return }
-        var buffer = [CChar](repeating: 0, count: 256)
-        av_strerror(status, &buffer, buffer.count)
-        let reason = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw Failure(description: "\(what): \(reason)")
+        try LibAVFailure.check(status, what)
     }
 }
