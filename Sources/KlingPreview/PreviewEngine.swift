@@ -1,3 +1,4 @@
+import CFFmpeg
 import Foundation
 import KlingAPI
 import KlingCore
@@ -59,6 +60,13 @@ public struct PreviewEngine: VideoEngine {
             return nil
             #endif
         }()
+
+        /// Whether ffmpeg accepts `flags` as its `-cpuflags` value (`+slowgather`, `-avx2`, ...), checked with the
+        /// parser ffmpeg itself uses: a value it refuses would fail every render.
+        public static func acceptsCPUFlags(_ flags: String) -> Bool {
+            var parsed: UInt32 = 0
+            return av_parse_cpu_caps(&parsed, flags) >= 0
+        }
 
         public init() {}
     }

@@ -163,7 +163,12 @@ struct ProcessOptions: ParsableArguments {
         configuration.callbacks.allowPrivateAddresses = fetching.allowPrivateAddresses
         var preview = PreviewEngine.Configuration()
         // Empty leaves the choice to ffmpeg; unset keeps the default (`+slowgather` on AMD processors).
-        if let flags = environment["KLING_FFMPEG_CPUFLAGS"] { preview.cpuFlags = flags.isEmpty ? nil : flags }
+        if let flags = environment["KLING_FFMPEG_CPUFLAGS"] {
+            guard flags.isEmpty || PreviewEngine.Configuration.acceptsCPUFlags(flags) else {
+                throw ValidationError("KLING_FFMPEG_CPUFLAGS must be ffmpeg -cpuflags flags such as +slowgather or -avx2, not \(flags)")
+            }
+            preview.cpuFlags = flags.isEmpty ? nil : flags
+        }
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
             makeEngine: { [preview] in PreviewEngine(configuration: preview, fetcher: $0) }, logger: logger)

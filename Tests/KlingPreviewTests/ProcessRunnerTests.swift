@@ -26,4 +26,13 @@ struct ProcessRunnerTests {
             "\(error)".contains("kling-no-such-tool could not be run")
         }
     }
+
+    @Test func cpuFlagsAreCheckedWithFFmpegsOwnParser() {
+        #expect(PreviewEngine.Configuration.acceptsCPUFlags("+slowgather"))
+        #expect(PreviewEngine.Configuration.acceptsCPUFlags("-avx2"))
+        #expect(!PreviewEngine.Configuration.acceptsCPUFlags("+nosuchflag"))
+        // On AMD the default avoids AVX2 gathers; elsewhere ffmpeg chooses.
+        let amd = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("AuthenticAMD") ?? false
+        #expect(PreviewEngine.Configuration.defaultCPUFlags == (amd ? "+slowgather" : nil))
+    }
 }

@@ -102,4 +102,21 @@ struct StructuredLogTests {
         #expect(process.terminationStatus != 0)
         #expect(message.contains("json or text"), "\(message)")
     }
+
+    @Test func serveRefusesCPUFlagsFFmpegWouldRefuse() throws {
+        let process = Process()
+        process.executableURL = ServerProcess.binary
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-cpuflags-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        process.arguments = ["serve", "--port", "0", "--data-dir", directory.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["KLING_FFMPEG_CPUFLAGS": "+nosuchflag"]) { $1 }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("KLING_FFMPEG_CPUFLAGS") && message.contains("+nosuchflag"), "\(message)")
+    }
 }
