@@ -22,7 +22,8 @@ public struct TaskSweeper: Service {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            await sweep()
+            // Shutdown stops a sweep that waits for the store (a database that went away).
+            _ = await cancelWhenGracefulShutdown { await self.sweep() }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
@@ -43,7 +44,7 @@ public struct TaskSweeper: Service {
             }
             return stuck + abandoned
         } catch {
-            logger.error("sweeping stuck tasks failed", metadata: ["error": "\(error)"])
+            if !Task.isShuttingDownGracefully { logger.error("sweeping stuck tasks failed", metadata: ["error": "\(error)"]) }
             return 0
         }
     }

@@ -64,9 +64,12 @@ public struct TaskWorker: Service {
                 do {
                     let now = Self.nowMillis()
                     let leaseUntil = now + configuration.leaseDuration.milliseconds
-                    if let task = try await store.claimNext(
-                        worker: workerID, engine: engine.name, now: now, leaseUntil: leaseUntil, maxAttempts: configuration.maxAttempts
-                    ) {
+                    // Shutdown stops a claim that waits for the store (a database that went away): it would hold
+                    // the stop up for as long as a connection can be waited for.
+                    let store = self.store, engineName = engine.name, maxAttempts = configuration.maxAttempts, workerID = self.workerID
+                    if let task = try await cancelWhenGracefulShutdown({
+                        try await store.claimNext(worker: workerID, engine: engineName, now: now, leaseUntil: leaseUntil, maxAttempts: maxAttempts)
+                    }) {
                         group.addTask {
                             await self.process(task)
                             await places.release()
@@ -74,7 +77,7 @@ public struct TaskWorker: Service {
                         continue
                     }
                 } catch {
-                    logger.error("claiming a task failed", metadata: ["error": "\(error)"])
+                    if !Task.isShuttingDownGracefully { logger.error("claiming a task failed", metadata: ["error": "\(error)"]) }
                 }
                 await places.release()
                 await idle(since: seen)

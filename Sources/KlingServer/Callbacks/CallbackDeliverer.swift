@@ -47,14 +47,17 @@ public struct CallbackDeliverer: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = TaskWorker.nowMillis()
             do {
-                let due = try await store.claimDueCallbacks(
-                    now: now, leaseUntil: now + configuration.timeout.milliseconds + 5_000, limit: 16)
+                // Shutdown stops a claim that waits for the store (a database that went away).
+                let store = self.store, leaseUntil = now + configuration.timeout.milliseconds + 5_000
+                let due = try await cancelWhenGracefulShutdown {
+                    try await store.claimDueCallbacks(now: now, leaseUntil: leaseUntil, limit: 16)
+                }
                 await withDiscardingTaskGroup { group in
                     for callback in due { group.addTask { await deliver(callback) } }
                 }
                 if !due.isEmpty { continue }
             } catch {
-                logger.error("reading the callback outbox failed", metadata: ["error": "\(error)"])
+                if !Task.isShuttingDownGracefully { logger.error("reading the callback outbox failed", metadata: ["error": "\(error)"]) }
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.pollInterval) }
         }

@@ -15,7 +15,8 @@ struct RetentionSweeper: Service {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            await sweep()
+            // Shutdown stops a sweep that waits for the store (a database that went away).
+            _ = await cancelWhenGracefulShutdown { await self.sweep() }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
@@ -33,7 +34,7 @@ struct RetentionSweeper: Service {
                 logger.info("deleted expired results", metadata: ["tasks": "\(ids.count)"])
             }
         } catch {
-            logger.error("result retention sweep failed", metadata: ["error": "\(error)"])
+            if !Task.isShuttingDownGracefully { logger.error("result retention sweep failed", metadata: ["error": "\(error)"]) }
         }
         let cutoff = Date(timeIntervalSince1970: Double(now - uploadRetention.milliseconds) / 1000)
         let uploads = artifactDirectory.appendingPathComponent("uploads", isDirectory: true)
