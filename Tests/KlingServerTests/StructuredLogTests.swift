@@ -87,36 +87,32 @@ struct StructuredLogTests {
         #expect(claimed.contains { [tracedTask, untracedTask].contains($0["task_id"] as? String ?? "") }, "\(claimed)")
     }
 
-    @Test func serveRefusesAnUnknownLogFormat() throws {
+    /// Runs `kling-server serve` with `arguments` and `environment` added; its exit status and standard error.
+    private func refusedStart(arguments: [String] = [], environment: [String: String] = [:]) throws -> (status: Int32, message: String) {
         let process = Process()
         process.executableURL = ServerProcess.binary
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-logs-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-start-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        process.arguments = ["serve", "--port", "0", "--data-dir", directory.path, "--log-format", "xml"]
+        process.arguments = ["serve", "--port", "0", "--data-dir", directory.path] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
+        return (process.terminationStatus, message)
+    }
+
+    @Test func serveRefusesAnUnknownLogFormat() throws {
+        let (status, message) = try refusedStart(arguments: ["--log-format", "xml"])
+        #expect(status != 0)
         #expect(message.contains("json or text"), "\(message)")
     }
 
     @Test func serveRefusesCPUFlagsFFmpegWouldRefuse() throws {
-        let process = Process()
-        process.executableURL = ServerProcess.binary
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-cpuflags-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        process.arguments = ["serve", "--port", "0", "--data-dir", directory.path]
-        process.environment = ProcessInfo.processInfo.environment.merging(["KLING_FFMPEG_CPUFLAGS": "+nosuchflag"]) { $1 }
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
+        let (status, message) = try refusedStart(environment: ["KLING_FFMPEG_CPUFLAGS": "+nosuchflag"])
+        #expect(status != 0)
         #expect(message.contains("KLING_FFMPEG_CPUFLAGS") && message.contains("+nosuchflag"), "\(message)")
     }
 }

@@ -1,13 +1,13 @@
 import Foundation
 
-/// Builds the ffmpeg invocations that render a preview: the video (all shots in one process, or split over a few; the
-/// first also writes the cover), the audio track, and the stream-copy join of the pieces into the final MP4.
+/// Builds what renders a preview: the ffmpeg invocations of the video (all shots in one process, or split over two; the
+/// first also writes the cover) and the audio filter graph ``AudioRenderer`` runs in process.
 ///
 /// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the segments
 /// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
-/// pieces (never whole streams). Audio is cut in samples. File names in the graph are relative to the working directory
-/// (the scratch folder), so no path ever needs escaping inside the graph; caption text comes from files
-/// (`textfile=` with `expansion=none`), so prompts need no escaping either.
+/// pieces (never whole streams). Audio is cut in samples. File names in the video graph are relative to the working
+/// directory (the scratch folder), so no path needs escaping there (the audio graph's speech files are absolute paths,
+/// escaped); caption text comes from files (`textfile=` with `expansion=none`), so prompts need no escaping either.
 struct FilterGraphBuilder: Sendable {
     /// An image input: a file in the scratch folder and the ffmpeg demuxer that reads it.
     struct Still: Sendable, Hashable {
@@ -58,8 +58,8 @@ struct FilterGraphBuilder: Sendable {
     /// (concatenated, cut exactly on their boundaries) as an H.264 MP4 `video` and, given `cover`, the first shot's first
     /// frame as the JPEG cover. With `faststart` the index goes first.
     ///
-    /// Usually one process renders all shots; large frames split them over a few processes side by side. The audio
-    /// renders in its own process alongside (``audioArguments(speech:output:)``), and ``MP4Joiner`` joins the pieces
+    /// One process renders a single shot; several shots are split over two processes side by side. The audio renders
+    /// alongside in process (``audioGraph(speech:directory:)``), and ``MP4Joiner`` joins the pieces
     /// by stream copy: in one process the AAC encoder would run on the thread that also runs the filter graph and feeds
     /// x264, which made a 720p render a quarter slower than the join costs.
     func renderArguments(shots: Range<Int>, video: String, cover: String?, faststart: Bool) -> [String] {
