@@ -6,14 +6,8 @@ import Testing
 /// Renders audio graphs in process and checks the M4A files with ffprobe.
 @Suite("Rendering the audio track in process")
 struct AudioRendererTests {
-    private func scratch() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-audio-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     @Test func aGraphBecomesStereoAACOfItsExactLength() async throws {
-        let directory = try scratch()
+        let directory = try scratchDirectory("kling-audio")
         defer { try? FileManager.default.removeItem(at: directory) }
         let output = directory.appendingPathComponent("audio.m4a")
         // 2.5 s: not a whole number of 1024-sample AAC frames, so the last frame is short.
@@ -35,7 +29,7 @@ struct AudioRendererTests {
     }
 
     @Test func aMissingSpeechFileOrABrokenGraphIsAnErrorNotACrash() async throws {
-        let directory = try scratch()
+        let directory = try scratchDirectory("kling-audio")
         defer { try? FileManager.default.removeItem(at: directory) }
         let output = directory.appendingPathComponent("audio.m4a")
         let missing = directory.appendingPathComponent("missing.wav").path

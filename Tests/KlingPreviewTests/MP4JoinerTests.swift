@@ -6,12 +6,6 @@ import Testing
 /// Joins real ffmpeg output with libavformat and checks the result with ffprobe.
 @Suite("Joining rendered pieces")
 struct MP4JoinerTests {
-    private func scratch() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kling-join-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     private func encode(_ source: String, frames: Int, to file: URL) throws {
         _ = try Tool.run(
             "ffmpeg",
@@ -19,7 +13,7 @@ struct MP4JoinerTests {
     }
 
     @Test func segmentsFollowEachOtherAndTheAudioKeepsItsExactLength() async throws {
-        let directory = try scratch()
+        let directory = try scratchDirectory("kling-join")
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = directory.appendingPathComponent("a.mp4"), second = directory.appendingPathComponent("b.mp4")
         let audio = directory.appendingPathComponent("audio.m4a"), output = directory.appendingPathComponent("out.mp4")
@@ -43,7 +37,7 @@ struct MP4JoinerTests {
     }
 
     @Test func aMissingPieceIsAnErrorNotACrash() async throws {
-        let directory = try scratch()
+        let directory = try scratchDirectory("kling-join")
         defer { try? FileManager.default.removeItem(at: directory) }
         await #expect(throws: MP4Joiner.Failure.self) {
             try await MP4Joiner.join(

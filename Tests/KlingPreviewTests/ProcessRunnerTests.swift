@@ -8,12 +8,12 @@ import Testing
 @Suite("Process runner")
 struct ProcessRunnerTests {
     @Test func aToolNamedWithoutAPathRunsFromItsResolvedPath() async throws {
-        let executable = await ProcessRunner.executable("ffmpeg")
-        let resolved = try await executable.resolveExecutablePath(in: .inherit)
-        #expect(resolved.string.hasPrefix("/"))
+        let resolved = try await Executable.name("ffmpeg").resolveExecutablePath(in: .inherit)
         #expect(FileManager.default.isExecutableFile(atPath: resolved.string))
-        // Remembered: the second lookup answers the same path.
-        #expect(try await ProcessRunner.executable("ffmpeg").resolveExecutablePath(in: .inherit) == resolved)
+        // Spawned by its absolute path (never by name, which forks once per PATH directory), and remembered.
+        #expect(await ProcessRunner.executable("ffmpeg") == .path(resolved))
+        #expect(await ProcessRunner.executable("ffmpeg") == .path(resolved))
+        #expect(await ProcessRunner.executable("/usr/bin/env") == .path("/usr/bin/env"))
         let outcome = try await ProcessRunner.run("ffmpeg", ["-hide_banner", "-version"])
         #expect(outcome.succeeded)
         #expect(outcome.standardOutput.hasPrefix("ffmpeg version"))

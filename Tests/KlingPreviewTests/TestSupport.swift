@@ -266,3 +266,10 @@ func processRunning(withArgumentContaining fragment: String) -> Bool {
     }
     return false
 }
+
+/// A new empty folder under the system's temporary directory (the caller removes it).
+func scratchDirectory(_ prefix: String) throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
