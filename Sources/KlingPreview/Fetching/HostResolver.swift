@@ -18,12 +18,8 @@ enum HostResolver {
     /// Every IPv4 and IPv6 address `host` resolves to, in the resolver's order, without duplicates.
     static func addresses(of host: String) async throws -> [IPAddress] {
         if let literal = IPAddress(host) { return [literal] }
-        return try await withCheckedThrowingContinuation { continuation in
-            // getaddrinfo blocks; a plain thread keeps it away from Swift's cooperative pool.
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try blockingResolve(host) })
-            }
-        }
+        // getaddrinfo blocks.
+        return try await OwnThread.run { try blockingResolve(host) }
     }
 
     private static func blockingResolve(_ host: String) throws -> [IPAddress] {

@@ -17,12 +17,7 @@ enum AudioRenderer {
     /// Runs `graph` and writes its output as stereo AAC at `sampleRate` to `output`, on a thread of its own: encoding
     /// is CPU work that must not hold up the shared concurrency pool.
     static func render(graph: String, sampleRate: Int, to output: URL) async throws {
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
-            Thread.detachNewThread {
-                continuation.resume(returning: Result { try renderBlocking(graph: graph, sampleRate: sampleRate, to: output) })
-            }
-        }
-        try outcome.get()
+        try await OwnThread.run { try renderBlocking(graph: graph, sampleRate: sampleRate, to: output) }
     }
 
     private static func renderBlocking(graph description: String, sampleRate: Int, to output: URL) throws {

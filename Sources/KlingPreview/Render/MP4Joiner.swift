@@ -16,12 +16,7 @@ enum MP4Joiner {
     /// on a thread of its own: muxing blocks (the index-first rewrite copies the whole file), which must not hold up
     /// the shared concurrency pool.
     static func join(segments: [URL], audio: URL?, into output: URL) async throws {
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
-            Thread.detachNewThread {
-                continuation.resume(returning: Result { try joinBlocking(segments: segments, audio: audio, into: output) })
-            }
-        }
-        try outcome.get()
+        try await OwnThread.run { try joinBlocking(segments: segments, audio: audio, into: output) }
     }
 
     private static func joinBlocking(segments: [URL], audio: URL?, into output: URL) throws {
