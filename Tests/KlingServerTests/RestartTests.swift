@@ -37,6 +37,8 @@ struct ServerProcess {
     struct CommandFailed: Error { let arguments: [String]; let status: Int32 }
 
     let process: Process
+    /// The server's standard error (its log).
+    let logFile: URL
 
     /// Starts `serve` (or another process command, such as `work`) on `port`; waits until it answers.
     static func serve(
@@ -62,7 +64,7 @@ struct ServerProcess {
             assign(try FileHandle(forWritingTo: file))
         }
         try process.run()
-        let server = ServerProcess(process: process)
+        let server = ServerProcess(process: process, logFile: dataDirectory.appendingPathComponent("\(name).log"))
         for _ in 0..<100 {
             if (try? await HTTP.get("http://127.0.0.1:\(port)/healthz").status) == 200 { return server }
             try await Task.sleep(for: .milliseconds(100))
@@ -76,9 +78,23 @@ struct ServerProcess {
         process.waitUntilExit()
     }
 
-    func terminate() -> Int32 {
+    /// The last lines of the server's log, for failure messages.
+    func logTail(_ lines: Int = 40) -> String {
+        let text = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; a server still running then is killed and reported
+    /// (status -1, its log tail on standard error) instead of hanging the test.
+    func terminate(limit: Duration = .seconds(60)) -> Int32 {
         process.terminate()
-        process.waitUntilExit()
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        guard !process.isRunning else {
+            FileHandle.standardError.write(Data("server did not stop on SIGTERM within \(limit); log tail:\n\(logTail())\n".utf8))
+            kill()
+            return -1
+        }
         return process.terminationStatus
     }
 }
@@ -168,16 +184,19 @@ struct RestartTests {
 
         server = try await ServerProcess.serve(port: port, dataDirectory: directory, environment: environment)
         defer { server.kill() }
+        // One deadline for all four (each takes seconds), well inside the test's time limit, so a stuck task fails with
+        // the server's log instead of running into the limit.
+        let deadline = ContinuousClock.now + .seconds(150)
         for id in ids {
             var state = ""
             var data: [String: Any] = [:]
-            for _ in 0..<600 {
+            while ContinuousClock.now < deadline {
                 data = try await HTTP.get("\(base)/api/v1/jobs/recordInfo?taskId=\(id)", headers: auth).json["data"] as? [String: Any] ?? [:]
                 state = data["state"] as? String ?? ""
                 if state == "success" || state == "fail" { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            #expect(state == "success", "task \(id): \(data)")
+            #expect(state == "success", "task \(id): \(data)\nserver log:\n\(server.logTail())")
             #expect(data["consumeCredits"] as? Int == 315, "15 s pro with audio")
         }
         // Charged once each across the kill and the retried render; the books balance.
