@@ -55,6 +55,8 @@ var configuration = PreviewEngine.Configuration()
 if let processes = ProcessInfo.processInfo.environment["BENCH_PROCESSES"].flatMap(Int.init) { configuration.parallelRenders = processes }
 // BENCH_SPLIT_FROM sets the frame size (pixels) from which multi-shot videos render in several processes.
 if let pixels = ProcessInfo.processInfo.environment["BENCH_SPLIT_FROM"].flatMap(Int.init) { configuration.splitFromPixels = pixels }
+// BENCH_WARM=0 starts every ffmpeg process when the render needs it (no spares waiting).
+if ProcessInfo.processInfo.environment["BENCH_WARM"] == "0" { configuration.warmProcesses = false }
 let engine = PreviewEngine(configuration: configuration, fetcher: LocalFetcher(directory: inputs))
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
 // BENCH_ONLY runs only the cases whose name contains it (for example `full-std-5`).
@@ -71,6 +73,9 @@ func measure(_ request: GenerationRequest, width: Int, height: Int, seconds: Int
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let job = RenderJob(taskID: "bench", request: request, outputDirectory: out, scratchDirectory: scratch)
         renders.append(try await time { _ = try await engine.render(job) { _ in } })
+        // Spares replacing the ones the render used start now: let them load before the bare encode is timed, as a
+        // server's would between renders.
+        try await Task.sleep(for: .milliseconds(400))
         bares.append(
             try await time {
                 try bareEncode(width: width, height: height, seconds: seconds, preset: preset, to: out.appendingPathComponent("bare.mp4"))

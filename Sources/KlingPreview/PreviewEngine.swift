@@ -33,14 +33,17 @@ public struct PreviewEngine: VideoEngine {
         public var fontFile = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         /// Largest accepted image input in bytes. Default 10 MB.
         public var maxImageBytes = 10 * 1024 * 1024
-        /// Most video processes for one render: a multi-shot video at least `splitFromPixels` large splits its shots over
-        /// up to this many (the audio always renders beside them). Default 2. Fixed (not the number of cores) because
+        /// Video processes for one render: a video at least `splitFromPixels` large splits its frames over this many,
+        /// in equal runs (the audio always renders beside them). Default 2. Fixed (not the number of cores) because
         /// the split decides where x264 starts a new stream: a fixed count keeps renders byte-identical across machines.
         public var parallelRenders = 2
-        /// Frame size (width x height) from which the shots of a multi-shot video render in several processes. Default
-        /// 0: every size. ffmpeg 5.1 runs a filter graph on one thread, which holds the encoder back at every size;
-        /// two processes finish a 720p or 1080p multi-shot render 10-25% sooner for about 0.07 CPU seconds more.
+        /// Frame size (width x height) from which a video renders in several processes. Default 0: every size.
+        /// ffmpeg 5.1 runs a filter graph on one thread, which holds the encoder back at every size; two processes
+        /// finish a 720p or 1080p multi-shot render 10-25% sooner.
         public var splitFromPixels = 0
+        /// Whether spare ffmpeg processes wait for the next render, libraries loaded (``FFmpegPool``). Default true:
+        /// each render's video processes then start 0.05-0.06 s sooner. Spares end after two idle minutes.
+        public var warmProcesses = true
         /// Largest accepted video element in bytes. Default 50 MB.
         public var maxVideoBytes = 50 * 1024 * 1024
         /// ffmpeg's `-cpuflags` for the render processes, or `nil` for ffmpeg's own choice. Default
@@ -175,21 +178,34 @@ public struct PreviewEngine: VideoEngine {
             try? fileManager.removeItem(at: partialVideo)
             try? fileManager.removeItem(at: partialCover)
         }
-        // The video renders in one ffmpeg process (or, with several shots, two side by side: a filter graph runs on one
-        // core), the first also writing the cover. The audio (speech synthesis, then ``AudioRenderer`` in this process)
-        // renders alongside. Without audio a single process writes the finished MP4 itself; otherwise the pieces are
-        // joined by stream copy.
+        // The video's frames render in two ffmpeg processes side by side (a filter graph runs on one core), the first
+        // also writing the cover; ``FFmpegPool`` has them started ahead. The audio (speech synthesis, then
+        // ``AudioRenderer`` in this process) renders alongside. A video in one process and without audio is written
+        // finished by ffmpeg; otherwise the pieces are joined by stream copy.
         let groups = builder.groups(
-            count: Self.processCount(size: size, shots: plan.shots.count, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
+            count: Self.processCount(size: size, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
         let joins = groups.count > 1 || request.hasAudio
         let ffmpeg = configuration.ffmpeg
-        let coverPath = partialCover.path
-        let videoPath = partialVideo.path
+        let warm = configuration.warmProcesses
+        let link = FilterGraphBuilder.scratchLink
+        let graphs = groups.indices.map { builder.videoGraph(pieces: groups[$0], cover: $0 == 0) }
+        let videoArguments = groups.indices.map { group in
+            builder.videoArguments(
+                inputs: graphs[group].inputs, video: joins ? "\(link)/segment\(group).mp4" : "\(link)/video.mp4",
+                cover: group == 0 ? "\(link)/cover.jpg" : nil, faststart: !joins)
+        }
+        defer {
+            // Spares for the next render start once this one is done (not for command lines with per-render inputs).
+            if warm {
+                for group in groups.indices where graphs[group].inputs.isEmpty {
+                    FFmpegPool.shared.keepSpares(ffmpeg, videoArguments[group])
+                }
+            }
+        }
         @Sendable func renderVideo(_ group: Int) async throws {
-            let arguments = builder.renderArguments(
-                shots: groups[group], video: joins ? "segment\(group).mp4" : videoPath, cover: group == 0 ? coverPath : nil,
-                faststart: !joins)
-            let outcome = try await ProcessRunner.runFFmpeg(ffmpeg, arguments, in: scratch) { frame in
+            let outcome = try await FFmpegPool.shared.run(
+                ffmpeg, videoArguments[group], graph: graphs[group].graph, scratch: scratch
+            ) { frame in
                 await reporter.frame(frame, segment: group)
             }
             try Task.checkCancellation()
@@ -225,6 +241,8 @@ public struct PreviewEngine: VideoEngine {
                 throw EngineError.renderFailed("joining the rendered pieces failed: \(error)")
             }
         }
+        try Self.moveIntoPlace(scratch.appendingPathComponent("cover.jpg"), as: partialCover)
+        if !joins { try Self.moveIntoPlace(scratch.appendingPathComponent("video.mp4"), as: partialVideo) }
         try Self.moveIntoPlace(partialCover, as: cover)
         try Self.moveIntoPlace(partialVideo, as: video)
         await progress(100)
@@ -257,22 +275,33 @@ public struct PreviewEngine: VideoEngine {
         }
     }
 
-    /// How many ffmpeg processes render one video: one, unless there are several shots to split and frames are at least
-    /// `pixels` large, where the single-threaded filter graph would otherwise hold the encoder back.
-    static func processCount(size: FrameSize, shots: Int, limit: Int, from pixels: Int) -> Int {
-        guard shots > 1, size.width * size.height >= pixels else { return 1 }
-        return max(1, min(shots, limit))
+    /// How many ffmpeg processes render one video: `limit`, for frames at least `pixels` large (where the
+    /// single-threaded filter graph would otherwise hold the encoder back), otherwise one.
+    static func processCount(size: FrameSize, limit: Int, from pixels: Int) -> Int {
+        size.width * size.height >= pixels ? max(1, limit) : 1
     }
 
     private static func write(_ text: String, to file: URL) throws {
         try Data(text.utf8).write(to: file)
     }
 
-    /// Atomically replaces `destination` with `source` (same directory, so `rename(2)` never copies).
+    /// Atomically replaces `destination` with `source` (`rename(2)`; from another file system, a copy next to the
+    /// destination first).
     private static func moveIntoPlace(_ source: URL, as destination: URL) throws {
-        guard rename(source.path, destination.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            throw EngineError.renderFailed("could not move \(source.lastPathComponent) into place: \(reason)")
+        if rename(source.path, destination.path) == 0 { return }
+        var reason = String(cString: strerror(errno))
+        if errno == EXDEV {
+            let copy = destination.appendingPathExtension("copy")
+            do {
+                try? FileManager.default.removeItem(at: copy)
+                try FileManager.default.copyItem(at: source, to: copy)
+                try? FileManager.default.removeItem(at: source)
+                if rename(copy.path, destination.path) == 0 { return }
+                reason = String(cString: strerror(errno))
+            } catch {
+                reason = "\(error)"
+            }
         }
+        throw EngineError.renderFailed("could not move \(source.lastPathComponent) into place: \(reason)")
     }
 }

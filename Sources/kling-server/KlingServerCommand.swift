@@ -169,6 +169,7 @@ struct ProcessOptions: ParsableArguments {
             }
             preview.cpuFlags = flags.isEmpty ? nil : flags
         }
+        preview.warmProcesses = try environment["KLING_FFMPEG_WARM"].map { try Serve.boolean($0, name: "KLING_FFMPEG_WARM") } ?? true
         let app = try await buildApplication(
             configuration: configuration, store: store, fetcher: HTTPInputFetcher(configuration: fetching),
             makeEngine: { [preview] in PreviewEngine(configuration: preview, fetcher: $0) }, logger: logger)

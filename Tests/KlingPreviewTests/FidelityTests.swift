@@ -302,4 +302,67 @@ struct FidelityTests {
             #expect(try Data(contentsOf: first.videoFile) == Data(contentsOf: second.videoFile))
         }
     }
+
+    // MARK: - Rendering split over processes
+
+    /// The two ffmpeg processes of a render may split a shot between them (here a push-in on a still, and a generated
+    /// shot with a video element playing); the frames must be those of the same render in one process, up to encoding.
+    @Test(arguments: [false, true])
+    func aShotSplitBetweenTwoProcessesDrawsTheSameFrames(_ generated: Bool) async throws {
+        try await InputServer.with { inputs in
+            let request =
+                generated
+                ? GenerationRequest(
+                    multiShot: true, shotType: .customize,
+                    shots: [
+                        .init(prompt: "A quiet harbour", duration: 1), .init(prompt: "@clip plays as boats pass", duration: 3),
+                        .init(prompt: "Night falls", duration: 1),
+                    ],
+                    duration: 5, aspectRatio: .landscape, mode: .std,
+                    elements: [.init(name: "clip", description: "a moving clip", videoURLs: [inputs.url("clip.mp4")])])
+                : GenerationRequest(
+                    prompt: "Slow push in on the test card", duration: 5, mode: .std, imageURLs: [inputs.url("start.png")])
+            var single = PreviewEngine.Configuration()
+            single.parallelRenders = 1
+            let (whole, rootA) = try await render(request, configuration: single)
+            let (split, rootB) = try await render(request)
+            defer {
+                try? FileManager.default.removeItem(at: rootA)
+                try? FileManager.default.removeItem(at: rootB)
+            }
+            #expect(try MediaProbe(split.videoFile).frames == 120)
+            let similarity = try FrameStatistics.ssimPerFrame(whole.videoFile, split.videoFile)
+            #expect(similarity.count == 120)
+            // The split falls at frame 60 (shot 2's frame 36; the still shot's frame 60).
+            let worst = similarity.enumerated().min { $0.element < $1.element }
+            #expect((worst?.element ?? 0) > 0.97, "least similar frame: \(String(describing: worst))")
+            if generated {
+                // The clip's card (top right) plays the same frames: a clip running out of step would differ here.
+                let card = try FrameStatistics.ssimPerFrame(whole.videoFile, split.videoFile, crop: "124:150:1132:24")
+                let worstCard = card.enumerated().min { $0.element < $1.element }
+                #expect(card.count == 120 && (worstCard?.element ?? 0) > 0.95, "least similar card: \(String(describing: worstCard))")
+            }
+        }
+    }
+
+    @Test func framesSplitAtAShotBoundaryWithinHalfASecondOfTheMiddleOtherwiseInsideAShot() {
+        func cuts(_ seconds: [Int]) -> [[FilterGraphBuilder.ShotPiece]] {
+            let request = GenerationRequest(
+                prompt: seconds.count > 1 ? nil : "a shot", multiShot: seconds.count > 1, shotType: .customize,
+                shots: seconds.count > 1 ? seconds.map { .init(prompt: "a shot", duration: $0) } : [],
+                duration: seconds.reduce(0, +), mode: .std)
+            let plan = ShotPlan(request: request.normalized())
+            let builder = FilterGraphBuilder(
+                size: FrameSize(width: 1280, height: 720), plan: plan, looks: [], moves: [], captionFiles: [], labelFile: "label.txt",
+                fontFile: nil, firstFrame: nil, lastFrame: nil, audioSeed: 0, preset: "ultrafast", threads: 4)
+            return builder.groups(count: 2)
+        }
+        typealias Piece = FilterGraphBuilder.ShotPiece
+        // 48 | 24 + 48 frames: the boundary at 48 is 12 frames from the middle (60).
+        #expect(cuts([2, 1, 2]) == [[Piece(shot: 0, frames: 0..<48)], [Piece(shot: 1, frames: 0..<24), Piece(shot: 2, frames: 0..<48)]])
+        // 120 + 120 + 120: the nearest boundary is 60 frames from the middle, so the middle shot is split.
+        #expect(cuts([5, 5, 5]) == [[Piece(shot: 0, frames: 0..<120), Piece(shot: 1, frames: 0..<60)], [Piece(shot: 1, frames: 60..<120), Piece(shot: 2, frames: 0..<120)]])
+        // One shot: split in the middle.
+        #expect(cuts([5]) == [[Piece(shot: 0, frames: 0..<60)], [Piece(shot: 0, frames: 60..<120)]])
+    }
 }

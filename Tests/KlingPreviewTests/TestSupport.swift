@@ -220,6 +220,21 @@ enum FrameStatistics {
         return Double(number) ?? 0
     }
 
+    /// SSIM of every frame of video `a` against the same frame of video `b`, optionally of a crop `w:h:x:y`.
+    static func ssimPerFrame(_ a: URL, _ b: URL, crop: String? = nil) throws -> [Double] {
+        let cropped = crop.map { "crop=\($0)" } ?? "null"
+        let output = try Tool.run(
+            "ffmpeg",
+            [
+                "-v", "error", "-i", a.path, "-i", b.path, "-filter_complex",
+                "[0:v]\(cropped)[a];[1:v]\(cropped)[b];[a][b]ssim=stats_file=-", "-f", "null", "-",
+            ])
+        return output.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "All:") else { return nil }
+            return Double(line[range.upperBound...].prefix { $0 == "." || $0.isNumber })
+        }
+    }
+
     /// SSIM between frames `a` and `b` of the same video.
     static func ssim(_ video: URL, frame a: Int, against b: Int) throws -> Double {
         let output = try Tool.run(

@@ -1,18 +1,24 @@
 import Foundation
 
-/// Builds what renders a preview: the ffmpeg invocations of the video (all shots in one process, or split over two; the
-/// first also writes the cover) and the audio filter graph ``AudioRenderer`` runs in process.
+/// Builds what renders a preview: the ffmpeg invocations of the video (its frames split over two processes; the first
+/// also writes the cover) and the audio filter graph ``AudioRenderer`` runs in process.
 ///
-/// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the segments
+/// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the pieces
 /// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
-/// pieces (never whole streams). Audio is cut in samples. File names in the video graph are relative to the working
-/// directory (the scratch folder), so no path needs escaping there (the audio graph's speech files are absolute paths,
-/// escaped); caption text comes from files (`textfile=` with `expansion=none`), so prompts need no escaping either.
+/// pieces (never whole streams). Audio is cut in samples. File names in the video graph are relative to a link in the
+/// working directory (``scratchLink``), so no path needs escaping there (the audio graph's speech files are absolute
+/// paths, escaped); caption text comes from files (`textfile=` with `expansion=none`), so prompts need no escaping either.
 struct FilterGraphBuilder: Sendable {
     /// An image input: a file in the scratch folder and the ffmpeg demuxer that reads it.
     struct Still: Sendable, Hashable {
         var file: String
         var demuxer: String
+    }
+
+    /// A run of frames of one shot (frame numbers counted from the shot's start): what one render process draws of it.
+    struct ShotPiece: Sendable, Hashable {
+        var shot: Int
+        var frames: Range<Int>
     }
 
     /// An element overlaid (with its name) in the shots that mention it: a reference image, or a video's frames.
@@ -54,54 +60,87 @@ struct FilterGraphBuilder: Sendable {
     static let fps = 24
     static let sampleRate = 48_000
 
-    /// Arguments (without progress options) for one ffmpeg process that renders the video of the shots in `shots`
-    /// (concatenated, cut exactly on their boundaries) as an H.264 MP4 `video` and, given `cover`, the first shot's first
-    /// frame as the JPEG cover. With `faststart` the index goes first.
+    /// The link, in an ffmpeg process's working directory, to the render's scratch folder: every file name in a video
+    /// graph and its arguments is relative to it (``FFmpegPool`` points it at the folder when the render starts).
+    static let scratchLink = "s"
+
+    /// One ffmpeg process's share of the video: the filter graph (read from standard input) and the inputs it needs on
+    /// the command line.
+    struct VideoGraph: Sendable {
+        /// Input options: only a video element's looped file; images are `movie` sources in the graph.
+        var inputs: [String]
+        var graph: String
+    }
+
+    /// The filter graph for one ffmpeg process that renders the video of `pieces` (consecutive runs of shot frames,
+    /// concatenated, cut exactly on shot boundaries) to the output `[v]` and, with `cover`, the first piece's first
+    /// frame to `[cover]`.
     ///
-    /// One process renders a single shot; several shots are split over two processes side by side. The audio renders
+    /// The video's frames are split over two processes side by side (``groups(count:)``). The audio renders
     /// alongside in process (``audioGraph(speech:directory:)``), and ``MP4Joiner`` joins the pieces
     /// by stream copy: in one process the AAC encoder would run on the thread that also runs the filter graph and feeds
     /// x264, which made a 720p render a quarter slower than the join costs.
-    func renderArguments(shots: Range<Int>, video: String, cover: String?, faststart: Bool) -> [String] {
+    ///
+    /// Images are read by `movie` sources in the graph (with the 24 fps an `-i` input of them would have, so the output
+    /// is the same to the byte), which lets ``FFmpegPool`` start the process before the render's files exist. A video
+    /// element stays an `-i` input: `movie` loops a file with timestamps that restart (and, looping without end, ran
+    /// away after the graph had all its frames).
+    func videoGraph(pieces: [ShotPiece], cover: Bool) -> VideoGraph {
         var inputs: [String] = []
+        var sources: [String] = []
         var inputCount = 0
-        func addInput(_ options: [String]) -> Int {
+        func addInput(_ options: [String]) -> String {
             inputs += options
             defer { inputCount += 1 }
-            return inputCount
+            return "\(inputCount):v"
         }
-        func addStill(_ still: Still) -> Int {
-            addInput(["-f", still.demuxer, "-framerate", "\(Self.fps)", "-i", still.file])
+        func addStill(_ still: Still) -> String {
+            let label = "image\(sources.count)"
+            sources.append(
+                "movie=filename=\(path(still.file)):f=\(still.demuxer):format_opts=framerate=\(Self.fps)[\(label)]")
+            return label
         }
         let shown = elementsShown()
-        var chains = elementChains(shots: shots, shown: shown, addInput: addInput, addStill: addStill)
+        var chains = elementChains(pieces: pieces, shown: shown, addInput: addInput, addStill: addStill)
         var shotOutputs: [String] = []
-        for index in shots {
-            let (shotChains, output) = self.shotChains(index, shown: shown[index], addStill: addStill)
+        for piece in pieces {
+            let (shotChains, output) = self.shotChains(piece, shown: shown[piece.shot], addStill: addStill)
             chains += shotChains
             shotOutputs.append(output)
         }
         let joined =
             shotOutputs.count == 1
             ? "[\(shotOutputs[0])]null," : shotOutputs.map { "[\($0)]" }.joined() + "concat=n=\(shotOutputs.count):v=1:a=0,"
-        chains.append(joined + "format=yuv420p" + (cover == nil ? "[v]" : ",split=2[v][coversource]"))
+        chains.append(joined + "format=yuv420p" + (cover ? ",split=2[v][coversource]" : "[v]"))
+        if cover {
+            // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
+            chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
+        }
+        return VideoGraph(inputs: inputs, graph: (sources + chains).joined(separator: ";\n"))
+    }
+
+    /// Arguments (without progress options) for an ffmpeg process that reads its filter graph from standard input,
+    /// takes `inputs` (``VideoGraph/inputs``), and encodes `[v]` as the H.264 MP4 `video` and, given `cover`, `[cover]`
+    /// as the JPEG cover. With `faststart` the index goes first. Output names are relative to the working directory.
+    func videoArguments(inputs: [String], video: String, cover: String?, faststart: Bool) -> [String] {
         var outputs = [
             "-map", "[v]", "-c:v", "libx264", "-preset", preset, "-crf", "23", "-pix_fmt", "yuv420p", "-threads", "\(threads)",
             "-flags:v", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1",
         ]
         outputs += (faststart ? ["-movflags", "+faststart"] : []) + ["-f", "mp4", video]
         if let cover {
-            // The cover is frame 0 through a one-frame trim branch (no select: that lets frames pile up in split).
-            chains.append("[coversource]trim=end_frame=1,scale=out_range=full,format=yuvj420p[cover]")
             outputs += [
                 "-map", "[cover]", "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact", "-fflags", "+bitexact",
                 "-map_metadata", "-1", "-f", "mjpeg", cover,
             ]
         }
-        // -xerror: an input image that does not decode stops the render (the engine then names the image at fault).
+        // -xerror: an input that does not decode stops the render (the engine then names the image at fault).
         return ["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"] + cpuFlagsArguments + inputs
-            + ["-filter_complex", chains.joined(separator: ";\n")] + outputs
+            + ["-filter_complex_script", "/dev/stdin"] + outputs
     }
+
+    /// `file` (in the scratch folder) as the video graph names it.
+    private func path(_ file: String) -> String { Self.scratchLink + "/" + file }
 
     /// The audio filter graph of the whole track for ``AudioRenderer``: the spoken lines per shot index read from their
     /// WAV files in `directory` (`amovie` sources), ending in the buffer sink the renderer reads.
@@ -115,10 +154,16 @@ struct FilterGraphBuilder: Sendable {
         return (audioChains(speechInputs: speechInputs) + ["[a]abuffersink"]).joined(separator: ";\n")
     }
 
-    /// Chains drawing shot `index` to exactly its frame count, with its caption and the preview label; returns the
-    /// chains and the label of their output. Every label inside is prefixed with the shot's, so shots share one graph.
-    private func shotChains(_ index: Int, shown: [Int], addStill: (Still) -> Int) -> (chains: [String], output: String) {
+    /// Chains drawing `piece` of its shot to exactly its frame count, with the shot's caption and the preview label;
+    /// returns the chains and the label of their output. Every label inside is prefixed with the shot's, so shots share
+    /// one graph.
+    ///
+    /// Inside, frames carry their number in the shot as timestamp (time base 1/24), so a piece draws exactly what the
+    /// same frames of the whole shot would show: moving shapes and camera motion are functions of that number.
+    private func shotChains(_ piece: ShotPiece, shown: [Int], addStill: (Still) -> String) -> (chains: [String], output: String) {
+        let index = piece.shot
         let shot = plan.shots[index]
+        let range = piece.frames
         let single = plan.shots.count == 1
         let tag = "s\(index)"
         let firstInput = index == 0 ? firstFrame.map(addStill) : nil
@@ -127,14 +172,19 @@ struct FilterGraphBuilder: Sendable {
         var segment: String
         if let firstInput, let lastInput, single {
             chains += dissolveChains(first: firstInput, last: lastInput, frames: shot.frames, move: moves[index], tag: tag)
-            segment = "[\(tag)dissolved]null"
+            // The dissolve is drawn whole (its two stills overlap in the middle) and cut to the piece.
+            segment =
+                "[\(tag)dissolved]"
+                + (range == 0..<shot.frames
+                    ? "null"
+                    : "trim=start_frame=\(range.lowerBound):end_frame=\(range.upperBound),settb=1/\(Self.fps),setpts=N+\(range.lowerBound)")
         } else if let firstInput {
-            segment = stillClip(input: firstInput, frames: shot.frames, move: moves[index], reversed: false)
+            segment = stillClip(input: firstInput, frames: shot.frames, range: range, move: moves[index], reversed: false)
         } else if let lastInput, !single {
             // Several shots and a last image: the last shot moves to rest on it.
-            segment = stillClip(input: lastInput, frames: shot.frames, move: moves[index], reversed: true)
+            segment = stillClip(input: lastInput, frames: shot.frames, range: range, move: moves[index], reversed: true)
         } else {
-            chains += colourClip(look: looks[index], frames: shot.frames, tag: tag)
+            chains += colourClip(look: looks[index], frames: range, tag: tag)
             segment = "[\(tag)colour]null"
         }
         if !shown.isEmpty {
@@ -152,36 +202,37 @@ struct FilterGraphBuilder: Sendable {
         let labelSize = max(14, size.height / 40)
         chains.append(
             "\(segment),\(captionFilter(file: captionFiles[index])),"
-                + "drawtext=\(font):textfile=\(labelFile):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
+                + "drawtext=\(font):textfile=\(path(labelFile)):expansion=none:fontcolor=white@0.85:fontsize=\(labelSize)"
                 + ":x=\(labelSize):y=\(labelSize):box=1:boxcolor=black@0.4:boxborderw=\(labelSize / 3),"
-                + "trim=end_frame=\(shot.frames),setpts=PTS-STARTPTS,format=yuv420p[\(tag)v]")
+                + "trim=end_frame=\(range.count),setpts=PTS-STARTPTS,format=yuv420p[\(tag)v]")
         return (chains, "\(tag)v")
     }
 
-    /// Splits the shots into at most `count` contiguous groups of about equal frame counts, one per render process.
-    func groups(count: Int) -> [Range<Int>] {
-        let count = max(1, min(count, plan.shots.count))
-        guard count > 1 else { return [0..<plan.shots.count] }
-        var groups: [Range<Int>] = []
-        var start = 0
-        var done = 0
-        for group in 0..<count {
-            let remainingGroups = count - group
-            guard remainingGroups > 1 else { break }
-            let target = (plan.totalFrames - done) / remainingGroups
-            var end = start
-            var frames = 0
-            // At least one shot, and leave at least one shot for every later group.
-            while end < plan.shots.count - (remainingGroups - 1), frames + plan.shots[end].frames / 2 <= target || end == start {
-                frames += plan.shots[end].frames
-                end += 1
-            }
-            groups.append(start..<end)
-            done += frames
-            start = end
+    /// Splits the video's frames into `count` (at least one) consecutive runs of about equal length, one per render
+    /// process, each as the pieces of the shots it spans. A run ends on the shot boundary nearest its ideal end when one
+    /// is within half a second of it (a shot split between two processes has its still decoded and fitted, and its text
+    /// set up, twice); otherwise it splits that shot.
+    func groups(count: Int) -> [[ShotPiece]] {
+        let total = plan.totalFrames
+        let count = max(1, min(count, total))
+        let boundaries = plan.shots.dropFirst().map(\.startFrame)
+        var cuts = [0]
+        for group in 1..<count {
+            let ideal = total * group / count
+            let nearest = boundaries.filter { $0 > cuts.last! }.min { abs($0 - ideal) < abs($1 - ideal) }
+            let cut = nearest.map { abs($0 - ideal) <= Self.fps / 2 ? $0 : ideal } ?? ideal
+            // Every run keeps at least one frame.
+            cuts.append(min(max(cut, cuts.last! + 1), total - (count - group)))
         }
-        groups.append(start..<plan.shots.count)
-        return groups
+        cuts.append(total)
+        return (0..<count).map { group in
+            let run = cuts[group]..<cuts[group + 1]
+            return plan.shots.indices.compactMap { index in
+                let shot = plan.shots[index]
+                let start = max(run.lowerBound, shot.startFrame), end = min(run.upperBound, shot.startFrame + shot.frames)
+                return start < end ? ShotPiece(shot: index, frames: (start - shot.startFrame)..<(end - shot.startFrame)) : nil
+            }
+        }
     }
 
     // MARK: - Video pieces
@@ -189,13 +240,14 @@ struct FilterGraphBuilder: Sendable {
     private var font: String { fontFile.map { "fontfile=\(Self.escape($0))" } ?? "font=Sans" }
     private var margin: Int { max(8, size.height / 30) / 2 * 2 }
 
-    /// A generated shot: the look's background with three shapes moving across it, labelled `[<tag>colour]`.
+    /// Frames `frames` of a generated shot: the look's background with three shapes moving across it, labelled
+    /// `[<tag>colour]`.
     ///
     /// The shapes are overlaid sources: overlay evaluates its position per frame with `t` as the time (in drawbox, `t`
     /// is the box's thickness, so drawbox shapes cannot move). Each shape is one frame held by overlay
     /// (`eof_action=repeat`) and everything stays yuv420p: a shape source generating every frame, negotiated to
     /// yuva420p, cost 8 times as much per frame as the whole rest of the graph.
-    private func colourClip(look: PreviewLook, frames: Int, tag: String) -> [String] {
+    private func colourClip(look: PreviewLook, frames: Range<Int>, tag: String) -> [String] {
         let w = size.width, h = size.height
         let speedX = look.speedX * w / 1280, speedY = look.speedY * h / 720
         // Opaque shapes in colours pre-blended with the background: overlay then copies pixels instead of blending.
@@ -205,7 +257,8 @@ struct FilterGraphBuilder: Sendable {
         }
         let moving = ":eof_action=repeat:format=yuv420"
         return [
-            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),format=yuv420p,trim=end_frame=\(frames),setpts=PTS-STARTPTS[\(tag)colourbg]",
+            "color=c=\(look.background):s=\(w)x\(h):r=\(Self.fps),format=yuv420p,"
+                + "trim=start_frame=\(frames.lowerBound):end_frame=\(frames.upperBound)[\(tag)colourbg]",
             shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.9), Double(w) / 5, Double(h) / 5, "shapea"),
             shape(PreviewLook.blend(look.accent, over: look.background, opacity: 0.6), Double(w) / 9, Double(h) / 9, "shapeb"),
             shape(PreviewLook.blend("0xffffff", over: look.background, opacity: 0.5), Double(h) / 12, Double(h) / 12, "shapec"),
@@ -217,20 +270,25 @@ struct FilterGraphBuilder: Sendable {
 
     /// A still image fitted to the frame at its aspect (black bars where the aspects differ), moved by the shot's
     /// camera for `frames` frames: starting at rest on the whole image (so the shot opens on it) or, `reversed`,
-    /// arriving at rest on it (so the video ends on it). Motion is eased in and out.
-    private func stillClip(input: Int, frames: Int, move: CameraMove, reversed: Bool) -> String {
+    /// arriving at rest on it (so the video ends on it). Motion is eased in and out. Only the frames in `range` are drawn
+    /// (all by default).
+    private func stillClip(input: String, frames: Int, range: Range<Int>? = nil, move: CameraMove, reversed: Bool) -> String {
+        let range = range ?? 0..<frames
         let w = size.width, h = size.height
         let fit =
-            "[\(input):v]scale=\(w):\(h):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+            "[\(input)]scale=\(w):\(h):force_original_aspect_ratio=decrease:force_divisible_by=2,"
             + "pad=\(w):\(h):(ow-iw)/2:(oh-ih)/2:color=black,setsar=1"
         if move == .still {
             // Decoded once and held: no per-frame work before the encoder.
-            return fit + ",format=yuv420p,tpad=stop_mode=clone:stop=\(frames - 1),settb=1/\(Self.fps),setpts=N"
+            let cut = range == 0..<frames ? "" : ",trim=start_frame=\(range.lowerBound):end_frame=\(range.upperBound)"
+            return fit + ",format=yuv420p,tpad=stop_mode=clone:stop=\(frames - 1),settb=1/\(Self.fps),setpts=N" + cut
         }
         let canvasWidth = Self.even(Double(w) * move.canvasScale), canvasHeight = Self.even(Double(h) * move.canvasScale)
         let canvas = move.canvasScale > 1 ? ",pad=\(canvasWidth):\(canvasHeight):(ow-iw)/2:(oh-ih)/2:color=black" : ""
         let last = max(1, frames - 1)
-        let p = reversed ? "(1-on/\(last))" : "(on/\(last))"
+        // zoompan counts its output frames in `on`; a piece starting later in the shot adds its first frame's number.
+        let on = range.lowerBound == 0 ? "on" : "(on+\(range.lowerBound))"
+        let p = reversed ? "(1-\(on)/\(last))" : "(\(on)/\(last))"
         let eased = "(\(p)*\(p)*(3-2*\(p)))"
         let zoom = move.zoom(eased)
         let offset = move.offset(zoom: zoom, progress: p, eased: eased)
@@ -238,12 +296,12 @@ struct FilterGraphBuilder: Sendable {
         let canvasZoom = String(format: "%.6f", Double(canvasWidth) / Double(w))
         return fit + canvas + ",format=yuv420p,"
             + "zoompan=z='\(canvasZoom)*\(zoom)':x='iw/2+\(offset.x)*\(w)-iw/zoom/2':y='ih/2+\(offset.y)*\(h)-ih/zoom/2'"
-            + ":d=\(frames):s=\(w)x\(h):fps=\(Self.fps),settb=1/\(Self.fps),setpts=N"
+            + ":d=\(range.count):s=\(w)x\(h):fps=\(Self.fps),settb=1/\(Self.fps),setpts=N" + (range.lowerBound == 0 ? "" : "+\(range.lowerBound)")
     }
 
     /// The first image moving away from rest, a cross-dissolve in the middle, and the last image moving to rest at the
     /// end. Only the `fade`-frame overlap goes through xfade; the rest is concatenated. Output label: `<tag>dissolved`.
-    private func dissolveChains(first: Int, last: Int, frames: Int, move: CameraMove, tag: String) -> [String] {
+    private func dissolveChains(first: String, last: String, frames: Int, move: CameraMove, tag: String) -> [String] {
         let fade = frames >= 72 ? 24 : 12
         let cut = (frames - fade) / 2
         return [
@@ -260,7 +318,7 @@ struct FilterGraphBuilder: Sendable {
 
     private func captionFilter(file: String) -> String {
         let fontSize = CaptionText.fontSize(height: size.height)
-        return "drawtext=\(font):textfile=\(file):expansion=none:fontcolor=white:fontsize=\(fontSize)"
+        return "drawtext=\(font):textfile=\(path(file)):expansion=none:fontcolor=white:fontsize=\(fontSize)"
             + ":line_spacing=\(fontSize / 4):x=(w-text_w)/2:y=h-text_h-\(size.height / 14)"
             + ":box=1:boxcolor=black@0.55:boxborderw=\(fontSize / 2)"
     }
@@ -291,11 +349,12 @@ struct FilterGraphBuilder: Sendable {
         }
     }
 
-    /// Each element shown in `shots` as a labelled card (`el<i>for<shot>`): its first reference image large with its
-    /// name under it and any further references in a column beside it, built once and split over its shots; a video
-    /// element's frames instead, per shot, trimmed to the shot's length.
+    /// Each element shown in the shots of `pieces` as a labelled card (`el<i>for<shot>`): its first reference image
+    /// large with its name under it and any further references in a column beside it, built once and split over its
+    /// shots; a video element's frames instead, per piece, cut to the piece's frames of the shot (numbered as in
+    /// ``shotChains(_:shown:addStill:)``).
     private func elementChains(
-        shots: Range<Int>, shown: [[Int]], addInput: (_ options: [String]) -> Int, addStill: (Still) -> Int
+        pieces: [ShotPiece], shown: [[Int]], addInput: (_ options: [String]) -> String, addStill: (Still) -> String
     ) -> [String] {
         let b = elementBorder, t = elementThumb, label = elementLabelHeight
         let cardHeight = t + label + 2 * b
@@ -304,39 +363,40 @@ struct FilterGraphBuilder: Sendable {
         func card(_ index: Int) -> String {
             "scale=\(t):\(t):force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,format=yuv420p,"
                 + "pad=\(t + 2 * b):\(cardHeight):(ow-iw)/2:\(b)+(\(t)-ih)/2:color=\(dark),"
-                + "drawtext=\(font):textfile=\(elements[index].labelFile):expansion=none:fontcolor=white"
+                + "drawtext=\(font):textfile=\(path(elements[index].labelFile)):expansion=none:fontcolor=white"
                 + ":fontsize=\(elementLabelSize):x=(w-text_w)/2:y=h-\(b + label)+(\(label)-text_h)/2"
         }
         var chains: [String] = []
         for index in elements.indices {
-            let showing = shots.filter { shown[$0].contains(index) }
+            let showing = pieces.filter { shown[$0.shot].contains(index) }
             guard !showing.isEmpty else { continue }
             switch elements[index].source {
             case .images(let stills):
-                let outputs = showing.map { "[el\(index)for\($0)]" }.joined()
+                let outputs = showing.map { "[el\(index)for\($0.shot)]" }.joined()
                 let inputs = stills.prefix(4).map(addStill)
                 let extras = inputs.dropFirst()
                 if extras.isEmpty {
-                    chains.append("[\(inputs[0]):v]\(card(index)),split=\(showing.count)\(outputs)")
+                    chains.append("[\(inputs[0])]\(card(index)),split=\(showing.count)\(outputs)")
                     continue
                 }
                 // Further references as tiles in a column to the card's left, as tall as the card.
                 for (number, input) in extras.enumerated() {
                     chains.append(
-                        "[\(input):v]scale=\(tile - 2 * b):\(tile - 2 * b):force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                        "[\(input)]scale=\(tile - 2 * b):\(tile - 2 * b):force_original_aspect_ratio=decrease:force_divisible_by=2,"
                             + "setsar=1,format=yuv420p,pad=\(tile):\(tile):(ow-iw)/2:(oh-ih)/2:color=\(dark)[el\(index)ref\(number)]")
                 }
                 let column = extras.indices.map { "[el\(index)ref\($0 - 1)]" }.joined()
                 let stack = extras.count > 1 ? "vstack=inputs=\(extras.count)," : "null,"
                 chains.append("\(column)\(stack)pad=\(tile + b):\(cardHeight):0:0:color=\(dark)[el\(index)column]")
-                chains.append("[\(inputs[0]):v]\(card(index))[el\(index)card]")
+                chains.append("[\(inputs[0])]\(card(index))[el\(index)card]")
                 chains.append("[el\(index)column][el\(index)card]hstack=inputs=2,split=\(showing.count)\(outputs)")
             case .video(let file):
-                for shot in showing {
-                    let input = addInput(["-stream_loop", "-1", "-i", file])
+                for piece in showing {
+                    let input = addInput(["-stream_loop", "-1", "-i", path(file)])
                     chains.append(
-                        "[\(input):v]fps=\(Self.fps),\(card(index)),trim=end_frame=\(plan.shots[shot].frames),"
-                            + "setpts=PTS-STARTPTS[el\(index)for\(shot)]")
+                        "[\(input)]fps=\(Self.fps),\(card(index)),"
+                            + "trim=start_frame=\(piece.frames.lowerBound):end_frame=\(piece.frames.upperBound),"
+                            + "setpts=N+\(piece.frames.lowerBound)[el\(index)for\(piece.shot)]")
                 }
             }
         }

@@ -4,7 +4,7 @@ import Subprocess
 import Synchronization
 import SystemPackage
 
-/// Runs ffmpeg, ffprobe and espeak-ng through swift-subprocess.
+/// Runs ffmpeg, ffprobe and espeak-ng through swift-subprocess (the video's ffmpeg processes run in ``FFmpegPool``).
 ///
 /// Cancelling the calling task tears the child down (SIGTERM, then SIGKILL after 2 s), so no tool outlives a cancelled
 /// render. Standard error is streamed and only its tail is kept, so a chatty tool can never overflow a capture limit.
@@ -45,24 +45,39 @@ enum ProcessRunner {
     static func run(
         _ executable: String, _ arguments: [String], in directory: URL? = nil, outputLimit: Int = 1 << 20
     ) async throws -> Outcome {
-        var collected = ""
+        let collected = Mutex("")
         let (succeeded, errors) = try await stream(executable, arguments, in: directory) { line in
-            if collected.utf8.count < outputLimit { collected += line + "\n" }
+            collected.withLock { if $0.utf8.count < outputLimit { $0 += line + "\n" } }
         }
-        return Outcome(succeeded: succeeded, standardOutput: collected, standardError: errors)
+        return Outcome(succeeded: succeeded, standardOutput: collected.withLock { $0 }, standardError: errors)
     }
 
-    /// Runs ffmpeg with `-progress pipe:1 -nostats`, calling `onFrame` with every frame number it reports.
-    static func runFFmpeg(
-        _ executable: String, _ arguments: [String], in directory: URL, onFrame: (Int) async -> Void
-    ) async throws -> Outcome {
-        let progressArguments = ["-progress", "pipe:1", "-nostats", "-stats_period", "0.25"]
-        let (succeeded, errors) = try await stream(executable, progressArguments + arguments, in: directory) { line in
-            if line.hasPrefix("frame="), let frame = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) {
-                await onFrame(frame)
+    /// ffmpeg options that report progress on standard output (read with ``frameNumber(_:)``).
+    static let progressArguments = ["-progress", "pipe:1", "-nostats", "-stats_period", "0.25"]
+
+    /// The frame number in a line of ffmpeg's progress output, if the line reports one.
+    static func frameNumber(_ line: String) -> Int? {
+        guard line.hasPrefix("frame=") else { return nil }
+        return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// Reads a running tool's output to its end: each trimmed standard output line goes to `onLine`; returns the last
+    /// ``keptErrorLines`` lines of standard error.
+    static func drain(
+        _ standardOutput: SubprocessOutputSequence, _ standardError: SubprocessOutputSequence, onLine: @Sendable (String) async -> Void
+    ) async throws -> String {
+        async let errorTail: [String] = {
+            var tail: [String] = []
+            for try await line in standardError.strings() {
+                tail.append(line)
+                if tail.count > keptErrorLines { tail.removeFirst() }
             }
+            return tail
+        }()
+        for try await line in standardOutput.strings() {
+            await onLine(line.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return Outcome(succeeded: succeeded, standardOutput: "", standardError: errors)
+        return try await errorTail.joined(separator: "\n")
     }
 
     /// The last meaningful lines of a tool's error output, for failure messages.
@@ -76,7 +91,7 @@ enum ProcessRunner {
 
     /// Spawns the tool, hands each trimmed standard output line to `onLine`, and keeps the tail of standard error.
     private static func stream(
-        _ executable: String, _ arguments: [String], in directory: URL?, onLine: (String) async -> Void
+        _ executable: String, _ arguments: [String], in directory: URL?, onLine: @escaping @Sendable (String) async -> Void
     ) async throws -> (succeeded: Bool, errors: String) {
         let tool = URL(fileURLWithPath: executable).lastPathComponent
         do {
@@ -87,18 +102,7 @@ enum ProcessRunner {
                 platformOptions: platformOptions,
                 input: .none, output: .sequence, error: .sequence
             ) { execution in
-                async let errorTail: [String] = {
-                    var tail: [String] = []
-                    for try await line in execution.standardError.strings() {
-                        tail.append(line)
-                        if tail.count > keptErrorLines { tail.removeFirst() }
-                    }
-                    return tail
-                }()
-                for try await line in execution.standardOutput.strings() {
-                    await onLine(line.trimmingCharacters(in: .whitespacesAndNewlines))
-                }
-                return try await errorTail.joined(separator: "\n")
+                try await drain(execution.standardOutput, execution.standardError, onLine: onLine)
             }
             return (result.terminationStatus.isSuccess, result.closureResult)
         } catch let error as SubprocessError {
