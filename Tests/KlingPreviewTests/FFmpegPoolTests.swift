@@ -145,6 +145,22 @@ struct FFmpegPoolTests {
         #expect(workingFolders(of: pool).isEmpty)
     }
 
+    @Test func withoutAWritableFolderOfItsOwnAProcessWorksInTheScratchFolder() async throws {
+        let blocked = try scratchDirectory("pool-blocked")
+        defer { try? FileManager.default.removeItem(at: blocked) }
+        // A file where the pool's folder would go: nothing can be created under it.
+        let file = blocked.appendingPathComponent("not-a-directory")
+        try Data().write(to: file)
+        let pool = FFmpegPool(directory: file)
+        let scratch = try scratchDirectory("pool")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let outcome = try await pool.run("ffmpeg", arguments, graph: "color=s=64x48:r=24,trim=end_frame=6[v]", scratch: scratch) { _ in }
+        #expect(outcome.succeeded, "\(outcome.standardError)")
+        #expect(try await frames(in: scratch.appendingPathComponent("out.mp4")) == 6)
+        pool.keepSpares("ffmpeg", arguments)
+        #expect(pool.spareCount == 0)
+    }
+
     @Test func foldersOfEndedProcessesAreRemovedAndOthersKept() throws {
         let directory = try scratchDirectory("pool-folders")
         defer { try? FileManager.default.removeItem(at: directory) }

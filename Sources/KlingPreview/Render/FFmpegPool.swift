@@ -35,12 +35,12 @@ final class FFmpegPool: Sendable {
     /// The folder holding the processes' working folders (one each, removed when the process has ended).
     let root: URL
 
-    init(sparesPerKey: Int = 1, idleLimit: Duration = .seconds(120)) {
+    /// A pool whose processes' folders go in `directory` (default: the temporary directory, `TMPDIR`).
+    init(sparesPerKey: Int = 1, idleLimit: Duration = .seconds(120), directory: URL = FileManager.default.temporaryDirectory) {
         self.sparesPerKey = sparesPerKey
         self.idleLimit = idleLimit
-        let temporary = FileManager.default.temporaryDirectory
-        Self.removeFoldersOfEndedProcesses(in: temporary)
-        root = temporary.appendingPathComponent("\(Self.folderPrefix)\(getpid())-\(UUID().uuidString.prefix(8))")
+        Self.removeFoldersOfEndedProcesses(in: directory)
+        root = directory.appendingPathComponent("\(Self.folderPrefix)\(getpid())-\(UUID().uuidString.prefix(8))")
         // A spare that died while waiting makes the write of its graph fail with EPIPE; without this, SIGPIPE would end
         // the whole server instead.
         signal(SIGPIPE, SIG_IGN)
@@ -79,7 +79,9 @@ final class FFmpegPool: Sendable {
         var retried = false
         while true {
             let taken = take(key)
-            let process = try taken ?? start(key)
+            // Where the pool's folder cannot be made (a read-only temporary directory), the process works in one
+            // inside the scratch folder instead (and no spares are kept).
+            let process = try taken ?? (try? start(key)) ?? start(key, in: scratch.appendingPathComponent(".ffmpeg"))
             let work = Spare.Work(graph: graph, scratch: scratch, onFrame: onFrame)
             let ran = await withTaskCancellationHandler {
                 await process.perform(work)
@@ -146,9 +148,9 @@ final class FFmpegPool: Sendable {
         }
     }
 
-    /// Starts a process of `key` in a new folder; it waits for its work.
-    private func start(_ key: Key) throws -> Spare {
-        let directory = root.appendingPathComponent("\(spawned.add(1, ordering: .relaxed).newValue)")
+    /// Starts a process of `key` in a new folder (in the pool's, unless `parent` is given); it waits for its work.
+    private func start(_ key: Key, in parent: URL? = nil) throws -> Spare {
+        let directory = (parent ?? root).appendingPathComponent("\(spawned.add(1, ordering: .relaxed).newValue)")
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
