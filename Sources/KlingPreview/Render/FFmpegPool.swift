@@ -124,7 +124,9 @@ final class FFmpegPool: Sendable {
     }
 
     private func replenish(_ key: Key) {
-        while idle.withLock({ ($0[key]?.count ?? 0) < sparesPerKey }) {
+        // Counted once: a spare that cannot start leaves the list at once, and must not make this loop start another.
+        let missing = idle.withLock { sparesPerKey - ($0[key]?.count ?? 0) }
+        for _ in 0..<max(0, missing) {
             guard let spare = try? start(key) else { return }
             let kept = idle.withLock { idle in
                 guard (idle[key]?.count ?? 0) < sparesPerKey else { return false }
