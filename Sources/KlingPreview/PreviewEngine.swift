@@ -169,15 +169,12 @@ public struct PreviewEngine: VideoEngine {
         try await media.checkImagesDecode(images.filter { !drawn.contains($0.1.file) }, in: scratch)
         let fetchedImages = images.filter { drawn.contains($0.1.file) }
 
-        // Render under temporary names next to the final files; only a finished render is renamed into place.
+        // Render into the scratch folder (the joined video under a temporary name next to the final one); only a
+        // finished render is renamed into place.
         let video = job.outputDirectory.appendingPathComponent("video.mp4")
         let cover = job.outputDirectory.appendingPathComponent("cover.jpg")
         let partialVideo = job.outputDirectory.appendingPathComponent("video.mp4.partial")
-        let partialCover = job.outputDirectory.appendingPathComponent("cover.jpg.partial")
-        defer {
-            try? fileManager.removeItem(at: partialVideo)
-            try? fileManager.removeItem(at: partialCover)
-        }
+        defer { try? fileManager.removeItem(at: partialVideo) }
         // The video's frames render in two ffmpeg processes side by side (a filter graph runs on one core), the first
         // also writing the cover; ``FFmpegPool`` has them started ahead. The audio (speech synthesis, then
         // ``AudioRenderer`` in this process) renders alongside. A video in one process and without audio is written
@@ -241,10 +238,8 @@ public struct PreviewEngine: VideoEngine {
                 throw EngineError.renderFailed("joining the rendered pieces failed: \(error)")
             }
         }
-        try Self.moveIntoPlace(scratch.appendingPathComponent("cover.jpg"), as: partialCover)
-        if !joins { try Self.moveIntoPlace(scratch.appendingPathComponent("video.mp4"), as: partialVideo) }
-        try Self.moveIntoPlace(partialCover, as: cover)
-        try Self.moveIntoPlace(partialVideo, as: video)
+        try Self.moveIntoPlace(scratch.appendingPathComponent("cover.jpg"), as: cover)
+        try Self.moveIntoPlace(joins ? partialVideo : scratch.appendingPathComponent("video.mp4"), as: video)
         await progress(100)
         return RenderOutput(
             videoFile: video, coverFile: cover, width: size.width, height: size.height,
