@@ -92,6 +92,11 @@ public struct PreviewEngine: VideoEngine {
         let plan = ShotPlan(request: request)
         let reporter = FrameProgress(total: plan.totalFrames, report: progress)
         await reporter.percent(0)
+        // The audio track depends only on the prompts: it renders (speech synthesis, then ``AudioRenderer`` in this
+        // process) while the inputs are fetched and the video renders.
+        let audio = AudioGraphBuilder(plan: plan, seed: StableHash.fnv1a(plan.shots.map(\.prompt).joined(separator: "\n")))
+        async let audioTrack: Void =
+            request.hasAudio ? Self.renderAudio(audio, plan: plan, espeak: configuration.espeak, in: scratch) : ()
         let looks = plan.shots.enumerated().map { PreviewLook(prompt: $0.element.prompt, index: $0.offset) }
         let media = InputMedia(
             fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
@@ -159,7 +164,6 @@ public struct PreviewEngine: VideoEngine {
             labelFile: "label.txt",
             fontFile: fileManager.fileExists(atPath: configuration.fontFile) ? configuration.fontFile : nil,
             firstFrame: firstFrame?.still, lastFrame: lastFrame?.still, elements: elements,
-            audioSeed: StableHash.fnv1a(plan.shots.map(\.prompt).joined(separator: "\n")),
             preset: configuration.preset, threads: configuration.threads, cpuFlags: configuration.cpuFlags)
 
         // Every image must decode: those the render draws are decoded by it (and checked one by one only if it fails),
@@ -176,9 +180,8 @@ public struct PreviewEngine: VideoEngine {
         let partialVideo = job.outputDirectory.appendingPathComponent("video.mp4.partial")
         defer { try? fileManager.removeItem(at: partialVideo) }
         // The video's frames render in two ffmpeg processes side by side (a filter graph runs on one core), the first
-        // also writing the cover; ``FFmpegPool`` has them started ahead. The audio (speech synthesis, then
-        // ``AudioRenderer`` in this process) renders alongside. A video in one process and without audio is written
-        // finished by ffmpeg; otherwise the pieces are joined by stream copy.
+        // also writing the cover; ``FFmpegPool`` has them started ahead. A video in one process and without audio is
+        // written finished by ffmpeg; otherwise the pieces (and the audio track) are joined by stream copy.
         let groups = builder.groups(
             count: Self.processCount(size: size, limit: configuration.parallelRenders, from: configuration.splitFromPixels))
         let joins = groups.count > 1 || request.hasAudio
@@ -212,23 +215,11 @@ public struct PreviewEngine: VideoEngine {
                 throw EngineError.renderFailed("ffmpeg failed: \(ProcessRunner.reason(outcome.standardError))")
             }
         }
-        let configuration = self.configuration
-        @Sendable func renderAudio() async throws {
-            let speech = try await Self.synthesizeSpeech(plan: plan, executable: configuration.espeak, in: scratch)
-            try Task.checkCancellation()
-            do {
-                try await AudioRenderer.render(
-                    graph: builder.audioGraph(speech: speech, directory: scratch), sampleRate: FilterGraphBuilder.sampleRate,
-                    to: scratch.appendingPathComponent("audio.m4a"))
-            } catch {
-                throw EngineError.renderFailed("rendering the audio failed: \(error)")
-            }
-        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in groups.indices { group.addTask { try await renderVideo(index) } }
-            if request.hasAudio { group.addTask { try await renderAudio() } }
             try await group.waitForAll()
         }
+        try await audioTrack
         if joins {
             do {
                 try await MP4Joiner.join(
@@ -244,6 +235,19 @@ public struct PreviewEngine: VideoEngine {
         return RenderOutput(
             videoFile: video, coverFile: cover, width: size.width, height: size.height,
             durationSeconds: Double(plan.totalFrames) / Double(FilterGraphBuilder.fps), hasAudio: request.hasAudio)
+    }
+
+    /// Renders the audio track to `audio.m4a` in `scratch`: the spoken lines first, then the mixed track.
+    private static func renderAudio(_ audio: AudioGraphBuilder, plan: ShotPlan, espeak: String, in scratch: URL) async throws {
+        let speech = try await synthesizeSpeech(plan: plan, executable: espeak, in: scratch)
+        try Task.checkCancellation()
+        do {
+            try await AudioRenderer.render(
+                graph: audio.graph(speech: speech, directory: scratch), sampleRate: FilterGraphBuilder.sampleRate,
+                to: scratch.appendingPathComponent("audio.m4a"))
+        } catch {
+            throw EngineError.renderFailed("rendering the audio failed: \(error)")
+        }
     }
 
     /// Speaks every quoted line of every shot with espeak-ng, concurrently (it is mostly start-up time), each named

@@ -354,7 +354,7 @@ struct FidelityTests {
             let plan = ShotPlan(request: request.normalized())
             let builder = FilterGraphBuilder(
                 size: FrameSize(width: 1280, height: 720), plan: plan, looks: [], moves: [], captionFiles: [], labelFile: "label.txt",
-                fontFile: nil, firstFrame: nil, lastFrame: nil, audioSeed: 0, preset: "ultrafast", threads: 4)
+                fontFile: nil, firstFrame: nil, lastFrame: nil, preset: "ultrafast", threads: 4)
             return builder.groups(count: 2)
         }
         typealias Piece = FilterGraphBuilder.ShotPiece

@@ -1,13 +1,13 @@
 import Foundation
 
-/// Builds what renders a preview: the ffmpeg invocations of the video (its frames split over two processes; the first
-/// also writes the cover) and the audio filter graph ``AudioRenderer`` runs in process.
+/// Builds the ffmpeg invocations that render a preview's video: its frames split over two processes, the first also
+/// writing the cover (the audio track is ``AudioGraphBuilder``'s).
 ///
 /// The video is built to an exact frame count by construction: every shot is rendered to whole frames and the pieces
 /// are concatenated, so cuts fall exactly on shot boundaries. A first/last dissolve cross-fades only the short overlapping
-/// pieces (never whole streams). Audio is cut in samples. File names in the video graph are relative to a link in the
-/// working directory (``scratchLink``), so no path needs escaping there (the audio graph's speech files are absolute
-/// paths, escaped); caption text comes from files (`textfile=` with `expansion=none`), so prompts need no escaping either.
+/// pieces (never whole streams). File names in the video graph are relative to a link in the working directory
+/// (``scratchLink``), so no path needs escaping there; caption text comes from files (`textfile=` with
+/// `expansion=none`), so prompts need no escaping either.
 struct FilterGraphBuilder: Sendable {
     /// An image input: a file in the scratch folder and the ffmpeg demuxer that reads it.
     struct Still: Sendable, Hashable {
@@ -51,7 +51,6 @@ struct FilterGraphBuilder: Sendable {
     var firstFrame: Still?
     var lastFrame: Still?
     var elements: [ElementOverlay] = []
-    var audioSeed: UInt64
     var preset: String
     var threads: Int
     /// ffmpeg's `-cpuflags` value, if any.
@@ -77,7 +76,7 @@ struct FilterGraphBuilder: Sendable {
     /// frame to `[cover]`.
     ///
     /// The video's frames are split over two processes side by side (``groups(count:)``). The audio renders
-    /// alongside in process (``audioGraph(speech:directory:)``), and ``MP4Joiner`` joins the pieces
+    /// alongside in process (``AudioGraphBuilder``), and ``MP4Joiner`` joins the pieces
     /// by stream copy: in one process the AAC encoder would run on the thread that also runs the filter graph and feeds
     /// x264, which made a 720p render a quarter slower than the join costs.
     ///
@@ -141,18 +140,6 @@ struct FilterGraphBuilder: Sendable {
 
     /// `file` (in the scratch folder) as the video graph names it.
     private func path(_ file: String) -> String { Self.scratchLink + "/" + file }
-
-    /// The audio filter graph of the whole track for ``AudioRenderer``: the spoken lines per shot index read from their
-    /// WAV files in `directory` (`amovie` sources), ending in the buffer sink the renderer reads.
-    func audioGraph(speech: [Int: [SpeechSynthesizer.Clip]], directory: URL) -> String {
-        var speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, source: String)] = []
-        for shot in speech.keys.sorted() {
-            for clip in speech[shot] ?? [] {
-                speechInputs.append((shot, clip, "amovie=filename=" + Self.escape(directory.appendingPathComponent(clip.file).path)))
-            }
-        }
-        return (audioChains(speechInputs: speechInputs) + ["[a]abuffersink"]).joined(separator: ";\n")
-    }
 
     /// Chains drawing `piece` of its shot to exactly its frame count, with the shot's caption and the preview label;
     /// returns the chains and the label of their output. Every label inside is prefixed with the shot's, so shots share
@@ -400,54 +387,6 @@ struct FilterGraphBuilder: Sendable {
                 }
             }
         }
-        return chains
-    }
-
-    // MARK: - Audio
-
-    /// A quiet brown-noise bed under the whole video, a short swish at every cut, and each shot's lines one after
-    /// another inside its window (a line that does not fit is cut at the window's end), mixed and cut to the exact
-    /// sample count.
-    private func audioChains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, source: String)]) -> [String] {
-        let rate = Self.sampleRate
-        let totalSamples = plan.totalFrames * rate / Self.fps
-        let mono = "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono"
-        var chains = [
-            "anoisesrc=color=brown:seed=\(audioSeed % 2_147_483_647):amplitude=0.05:sample_rate=\(rate),"
-                + "atrim=end_sample=\(totalSamples),lowpass=f=500,volume=0.6,\(mono)[bed]"
-        ]
-        var mixInputs = ["[bed]"]
-        let cuts = plan.shots.dropFirst().map { $0.startFrame * rate / Self.fps }
-        if !cuts.isEmpty {
-            // 0.3 s of band-passed noise swelling into the cut and fading after it.
-            let lead = rate / 10
-            let outputs = cuts.indices.map { "[swish\($0)]" }.joined()
-            chains.append(
-                "anoisesrc=color=pink:seed=7:amplitude=0.5:sample_rate=\(rate),atrim=end_sample=\(rate * 3 / 10),"
-                    + "highpass=f=700,lowpass=f=5000,afade=t=in:d=0.1,afade=t=out:st=0.1:d=0.2,\(mono),"
-                    + "asplit=\(cuts.count)\(outputs)")
-            for (index, cut) in cuts.enumerated() {
-                chains.append("[swish\(index)]adelay=delays=\(max(0, cut - lead))S:all=1[cut\(index)]")
-                mixInputs.append("[cut\(index)]")
-            }
-        }
-        var cursor: [Int: Int] = [:]
-        for (number, (shot, clip, source)) in speechInputs.enumerated() {
-            let window = plan.shots[shot]
-            let windowStart = window.startFrame * rate / Self.fps
-            let windowEnd = (window.startFrame + window.frames) * rate / Self.fps - rate / 10
-            let start = cursor[shot] ?? windowStart + rate / 5
-            let length = min(clip.samples, windowEnd - start)
-            guard length > rate / 10 else { continue }
-            cursor[shot] = start + length + rate / 4
-            chains.append(
-                "\(source),aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
-                    + "adelay=delays=\(start)S:all=1[speech\(number)]")
-            mixInputs.append("[speech\(number)]")
-        }
-        chains.append(
-            "\(mixInputs.joined())amix=inputs=\(mixInputs.count):duration=first:normalize=0,"
-                + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=stereo,atrim=end_sample=\(totalSamples)[a]")
         return chains
     }
 
