@@ -4,12 +4,15 @@ import KlingAPI
 import KlingCore
 import KlingPreview
 
-/// Serves benchmark inputs from a local folder (`bench://name`): the benchmark times rendering, not the network.
+/// Serves benchmark inputs from a local folder (`bench://name`): the benchmark times rendering, not the network, unless
+/// `delay` stands in for it.
 struct LocalFetcher: InputFetching {
     let directory: URL
+    var delay: Duration = .zero
 
     func fetch(_ url: String, field: String, maxBytes: Int, to destination: URL) async throws {
         guard url.hasPrefix("bench://") else { throw EngineError.badInput("\(field): this benchmark serves only bench:// inputs") }
+        if delay > .zero { try await Task.sleep(for: delay) }
         try? FileManager.default.removeItem(at: destination)
         try FileManager.default.copyItem(at: directory.appendingPathComponent(String(url.dropFirst(8))), to: destination)
     }
@@ -57,7 +60,9 @@ if let processes = ProcessInfo.processInfo.environment["BENCH_PROCESSES"].flatMa
 if let pixels = ProcessInfo.processInfo.environment["BENCH_SPLIT_FROM"].flatMap(Int.init) { configuration.splitFromPixels = pixels }
 // BENCH_WARM=0 starts every ffmpeg process when the render needs it (no spares waiting).
 if ProcessInfo.processInfo.environment["BENCH_WARM"] == "0" { configuration.warmProcesses = false }
-let engine = PreviewEngine(configuration: configuration, fetcher: LocalFetcher(directory: inputs))
+// BENCH_FETCH_MS makes every input fetch take that long, as a download would.
+let fetchDelay = Duration.milliseconds(Int(ProcessInfo.processInfo.environment["BENCH_FETCH_MS"] ?? "") ?? 0)
+let engine = PreviewEngine(configuration: configuration, fetcher: LocalFetcher(directory: inputs, delay: fetchDelay))
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
 // BENCH_ONLY runs only the cases whose name contains it (for example `full-std-5`).
 let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
