@@ -181,7 +181,7 @@ struct PreviewEngineTests {
         render.cancel()
         let result = await render.result
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(!processRunning(withArgumentContaining: root.path), "no ffmpeg left running")
+        #expect(!processUses(root), "no ffmpeg left running")
         let outputs = (try? FileManager.default.contentsOfDirectory(atPath: job.outputDirectory.path)) ?? []
         #expect(outputs.isEmpty, "nothing under final or partial names: \(outputs)")
     }

@@ -272,12 +272,17 @@ enum FrameStatistics {
     }
 }
 
-/// Whether any running process has `fragment` in its command line (Linux `/proc`).
-func processRunning(withArgumentContaining fragment: String) -> Bool {
+/// Whether another process works in, or has a file open under, `directory` (ffmpeg names its files through a link in
+/// a folder of its own, so its command line does not show where it writes).
+func processUses(_ directory: URL) -> Bool {
+    let prefix = directory.resolvingSymlinksInPath().path + "/"
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return false }
-    for entry in entries where entry.allSatisfy(\.isNumber) {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-        if String(decoding: data, as: UTF8.self).contains(fragment) { return true }
+    for entry in entries where entry.allSatisfy(\.isNumber) && entry != "\(getpid())" {
+        let links = ["/proc/\(entry)/cwd"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(entry)/fd")) ?? []).map { "/proc/\(entry)/fd/\($0)" }
+        for link in links {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { continue }
+            if (target + "/").hasPrefix(prefix) { return true }
+        }
     }
     return false
 }
