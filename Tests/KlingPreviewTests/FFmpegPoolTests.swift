@@ -39,13 +39,18 @@ struct FFmpegPoolTests {
         return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true)
     }
 
+    /// Asks `pool` for a spare of ``arguments`` and returns its process id once it has started.
+    func startedSpare(_ pool: FFmpegPool) async throws -> pid_t {
+        pool.keepSpares("ffmpeg", arguments)
+        try await waitFor { pool.spareProcessIDs.count == 1 }
+        return try #require(pool.spareProcessIDs.first)
+    }
+
     @Test func aSpareStartedAheadRendersTheGraphItIsGivenIntoTheScratchFolder() async throws {
         let pool = FFmpegPool()
         let scratch = try scratchDirectory("pool")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        pool.keepSpares("ffmpeg", arguments)
-        try await waitFor { pool.spareProcessIDs.count == 1 }
-        let spare = try #require(pool.spareProcessIDs.first)
+        let spare = try await startedSpare(pool)
         #expect(isRunning(spare))
 
         let reported = Mutex<[Int]>([])
@@ -73,9 +78,7 @@ struct FFmpegPoolTests {
         let pool = FFmpegPool()
         let scratch = try scratchDirectory("pool")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        pool.keepSpares("ffmpeg", arguments)
-        try await waitFor { pool.spareProcessIDs.count == 1 }
-        let spare = try #require(pool.spareProcessIDs.first)
+        let spare = try await startedSpare(pool)
         kill(spare, SIGKILL)
         try await waitFor { !isRunning(spare) }
 
@@ -113,9 +116,7 @@ struct FFmpegPoolTests {
         let pool = FFmpegPool()
         let scratch = try scratchDirectory("pool")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        pool.keepSpares("ffmpeg", arguments)
-        try await waitFor { pool.spareProcessIDs.count == 1 }
-        let spare = try #require(pool.spareProcessIDs.first)
+        let spare = try await startedSpare(pool)
         let started = Mutex(false)
         // A graph that would take minutes.
         let run = Task {
