@@ -243,7 +243,7 @@ public struct PreviewEngine: VideoEngine {
         try Task.checkCancellation()
         do {
             try await AudioRenderer.render(
-                graph: audio.graph(speech: speech, directory: scratch), sampleRate: FilterGraphBuilder.sampleRate,
+                graph: audio.graph(speech: speech, directory: scratch), sampleRate: AudioGraphBuilder.sampleRate,
                 to: scratch.appendingPathComponent("audio.m4a"))
         } catch {
             throw EngineError.renderFailed("rendering the audio failed: \(error)")
@@ -263,7 +263,7 @@ public struct PreviewEngine: VideoEngine {
                     let voice = SpeechSynthesizer.voice(for: line, in: voices)
                     group.addTask {
                         let samples = try await synthesizer.speak(
-                            line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: FilterGraphBuilder.sampleRate)
+                            line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: AudioGraphBuilder.sampleRate)
                         return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
                     }
                 }

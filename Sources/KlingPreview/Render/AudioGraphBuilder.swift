@@ -7,6 +7,8 @@ struct AudioGraphBuilder: Sendable {
     /// Seeds the noise bed, so the same prompts give the same bytes.
     var seed: UInt64
 
+    static let sampleRate = 48_000
+
     /// The filter graph of the whole track for ``AudioRenderer``: the spoken lines per shot index read from their WAV
     /// files in `directory` (`amovie` sources), ending in the buffer sink the renderer reads.
     func graph(speech: [Int: [SpeechSynthesizer.Clip]], directory: URL) -> String {
@@ -23,7 +25,7 @@ struct AudioGraphBuilder: Sendable {
     /// another inside its window (a line that does not fit is cut at the window's end), mixed and cut to the exact
     /// sample count.
     private func chains(speechInputs: [(shot: Int, clip: SpeechSynthesizer.Clip, source: String)]) -> [String] {
-        let rate = FilterGraphBuilder.sampleRate
+        let rate = Self.sampleRate
         let totalSamples = plan.totalFrames * rate / FilterGraphBuilder.fps
         let mono = "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=mono"
         var chains = [
@@ -55,7 +57,7 @@ struct AudioGraphBuilder: Sendable {
             guard length > rate / 10 else { continue }
             cursor[shot] = start + length + rate / 4
             chains.append(
-                "\(source),aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(FilterGraphBuilder.seconds(samples: length - rate / 50)):d=0.02,"
+                "\(source),aresample=\(rate),\(mono),atrim=end_sample=\(length),afade=t=out:st=\(Self.seconds(samples: length - rate / 50)):d=0.02,"
                     + "adelay=delays=\(start)S:all=1[speech\(number)]")
             mixInputs.append("[speech\(number)]")
         }
@@ -63,5 +65,9 @@ struct AudioGraphBuilder: Sendable {
             "\(mixInputs.joined())amix=inputs=\(mixInputs.count):duration=first:normalize=0,"
                 + "aformat=sample_fmts=fltp:sample_rates=\(rate):channel_layouts=stereo,atrim=end_sample=\(totalSamples)[a]")
         return chains
+    }
+
+    static func seconds(samples: Int) -> String {
+        String(format: "%.6f", Double(max(0, samples)) / Double(sampleRate))
     }
 }

@@ -57,7 +57,6 @@ struct FilterGraphBuilder: Sendable {
     var cpuFlags: String? = nil
 
     static let fps = 24
-    static let sampleRate = 48_000
 
     /// The link, in an ffmpeg process's working directory, to the render's scratch folder: every file name in a video
     /// graph and its arguments is relative to it (``FFmpegPool`` points it at the folder when the render starts).
@@ -396,10 +395,6 @@ struct FilterGraphBuilder: Sendable {
 
     static func seconds(_ frames: Int) -> String {
         String(format: "%.6f", Double(frames) / Double(fps))
-    }
-
-    static func seconds(samples: Int) -> String {
-        String(format: "%.6f", Double(max(0, samples)) / Double(sampleRate))
     }
 
     /// Escapes a filter option value twice: for the option parser (backslash, colon, quote), then for the graph
