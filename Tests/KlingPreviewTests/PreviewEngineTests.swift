@@ -34,6 +34,29 @@ struct PreviewEngineTests {
         #expect(files == ["cover.jpg", "video.mp4"], "no partial files left behind")
     }
 
+    /// The scratch folder may be on another file system than the results (here /dev/shm, a tmpfs): the finished files
+    /// are then copied into place instead of renamed.
+    @Test(.enabled(if: onAnotherFileSystem("/dev/shm", than: FileManager.default.temporaryDirectory.path)))
+    func filesReachTheirPlaceFromAScratchFolderOnAnotherFileSystem() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kling-preview-\(UUID().uuidString)")
+        let output = URL(fileURLWithPath: "/dev/shm/kling-preview-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: root)
+            try? FileManager.default.removeItem(at: output)
+        }
+        // One process and no audio: ffmpeg writes the finished video into the scratch folder.
+        var configuration = PreviewEngine.Configuration()
+        configuration.parallelRenders = 1
+        let job = RenderJob(
+            taskID: "exdev", request: GenerationRequest(prompt: "a quiet harbour", duration: 3, mode: .std, audio: false).normalized(),
+            outputDirectory: output, scratchDirectory: root.appendingPathComponent("tmp"))
+        let rendered = try await PreviewEngine(configuration: configuration, fetcher: HTTPInputFetcher()).render(job) { _ in }
+        #expect(try MediaProbe(rendered.videoFile).frames == 72)
+        #expect(try MediaProbe(try #require(rendered.coverFile)).videoCodec == "mjpeg")
+        let files = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
+        #expect(files == ["cover.jpg", "video.mp4"], "no partial or copy files left behind")
+    }
+
     @Test func audioTrackIsAACStereoOfTheVideosExactLength() async throws {
         let (output, root) = try await render(
             GenerationRequest(prompt: #"A café. "Good morning," says the waiter."#, duration: 4, mode: .std, audio: true))

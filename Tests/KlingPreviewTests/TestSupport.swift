@@ -293,3 +293,9 @@ func scratchDirectory(_ prefix: String) throws -> URL {
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory
 }
+
+/// Whether `path` exists and lies on another file system (device) than `other`.
+func onAnotherFileSystem(_ path: String, than other: String) -> Bool {
+    var a = stat(), b = stat()
+    return stat(path, &a) == 0 && stat(other, &b) == 0 && a.st_dev != b.st_dev
+}
