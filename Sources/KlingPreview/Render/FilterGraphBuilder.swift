@@ -133,8 +133,10 @@ struct FilterGraphBuilder: Sendable {
             ]
         }
         // -xerror: an input that does not decode stops the render (the engine then names the image at fault).
+        // -filter_complex_threads 1: the graph's filters do not slice-thread. The two video processes and the audio
+        // already fill the cores; slices handed between threads of each process only made them wait on each other.
         return ["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"] + cpuFlagsArguments + inputs
-            + ["-filter_complex_script", "/dev/stdin"] + outputs
+            + ["-filter_complex_threads", "1", "-filter_complex_script", "/dev/stdin"] + outputs
     }
 
     /// `file` (in the scratch folder) as the video graph names it.
