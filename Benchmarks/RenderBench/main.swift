@@ -58,6 +58,8 @@ var configuration = PreviewEngine.Configuration()
 if let processes = ProcessInfo.processInfo.environment["BENCH_PROCESSES"].flatMap(Int.init) { configuration.parallelRenders = processes }
 // BENCH_SPLIT_FROM sets the frame size (pixels) from which multi-shot videos render in several processes.
 if let pixels = ProcessInfo.processInfo.environment["BENCH_SPLIT_FROM"].flatMap(Int.init) { configuration.splitFromPixels = pixels }
+// BENCH_THREADS sets x264's threads per video process.
+if let threads = ProcessInfo.processInfo.environment["BENCH_THREADS"].flatMap(Int.init) { configuration.threads = threads }
 // BENCH_WARM=0 starts every ffmpeg process when the render needs it (no spares waiting).
 if ProcessInfo.processInfo.environment["BENCH_WARM"] == "0" { configuration.warmProcesses = false }
 // BENCH_FETCH_MS makes every input fetch take that long, as a download would.

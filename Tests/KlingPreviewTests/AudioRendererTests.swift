@@ -28,6 +28,24 @@ struct AudioRendererTests {
         #expect(try Data(contentsOf: output) == Data(contentsOf: again))
     }
 
+    @Test func theTrackCodesTheSpeechBandAndNothingAboveIt() async throws {
+        let directory = try scratchDirectory("kling-audio")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var levels: [Int: Double] = [:]
+        for frequency in [5_000, 14_000] {
+            let output = directory.appendingPathComponent("\(frequency).m4a")
+            try await AudioRenderer.render(
+                graph: "sine=f=\(frequency):sample_rate=48000,atrim=end_sample=96000,aformat=sample_fmts=fltp:channel_layouts=stereo[a];"
+                    + "[a]abuffersink",
+                sampleRate: 48_000, to: output)
+            levels[frequency] = try FrameStatistics.rmsLevel(output, from: 0.5, to: 1.5)
+        }
+        // The sine source is -24.1 dB RMS (astats of its PCM).
+        let kept = try #require(levels[5_000]), cut = try #require(levels[14_000])
+        #expect(abs(kept + 24.1) < 1, "5 kHz (inside espeak-ng's band) is kept: \(kept) dB")
+        #expect(cut < kept - 40, "14 kHz (above AudioRenderer.bandwidth) is not coded: \(cut) dB")
+    }
+
     @Test func aMissingSpeechFileOrABrokenGraphIsAnErrorNotACrash() async throws {
         let directory = try scratchDirectory("kling-audio")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -14,6 +14,12 @@ enum AudioRenderer {
     /// AAC bit rate of the track.
     static let bitRate = 128_000
 
+    /// Highest frequency the encoder codes, in Hz: half of espeak-ng's 22,050 Hz, above which the speech has nothing
+    /// (the noise bed and the cut sounds are filtered far below it). The encoder's own choice for 128 kb/s stereo is
+    /// 16 kHz; coding the empty bands between cost a fifth of the encoding time (5 s of speech over the bed: 0.145 CPU s
+    /// instead of 0.185).
+    static let bandwidth: Int32 = 11_025
+
     /// Runs `graph` and writes its output as stereo AAC at `sampleRate` to `output`, on a thread of its own: encoding
     /// is CPU work that must not hold up the shared concurrency pool.
     static func render(graph: String, sampleRate: Int, to output: URL) async throws {
@@ -42,6 +48,7 @@ enum AudioRenderer {
         encoder.pointee.bit_rate = Int64(bitRate)
         encoder.pointee.time_base = AVRational(num: 1, den: Int32(sampleRate))
         encoder.pointee.flags |= Int32(AV_CODEC_FLAG_BITEXACT) | Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
+        encoder.pointee.cutoff = bandwidth
         try check(avcodec_open2(encoder, codec, nil), "open the aac encoder")
         // Whole AAC frames from the sink (the last one may be short).
         av_buffersink_set_frame_size(sink, UInt32(encoder.pointee.frame_size))
