@@ -33,12 +33,6 @@ struct FFmpegPoolTests {
         (try? FileManager.default.contentsOfDirectory(atPath: pool.root.path)) ?? []
     }
 
-    func isRunning(_ pid: pid_t) -> Bool {
-        // A zombie still answers kill(0); its state in /proc says it has ended.
-        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true)
-    }
-
     /// Asks `pool` for a spare of ``arguments`` and returns its process id once it has started.
     func startedSpare(_ pool: FFmpegPool) async throws -> pid_t {
         pool.keepSpares("ffmpeg", arguments)

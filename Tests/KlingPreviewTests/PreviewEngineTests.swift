@@ -186,6 +186,54 @@ struct PreviewEngineTests {
         #expect(values.contains { $0 > 0 && $0 < 100 }, "intermediate progress from ffmpeg: \(values)")
     }
 
+    /// `KLING_FFMPEG_WARM`: a render leaves a spare ffmpeg per process it ran, and the next render with the same
+    /// settings runs on them. The engines here call ffmpeg through a link of their own, so the shared pool's spares for
+    /// that command line are this test's alone.
+    @Test(arguments: [true, false])
+    func aRenderLeavesSparesThatTheNextRenderRunsOn(_ warm: Bool) async throws {
+        let tools = try scratchDirectory("ffmpeg-link")
+        defer { try? FileManager.default.removeItem(at: tools) }
+        let ffmpeg = tools.appendingPathComponent("ffmpeg")
+        let real = try Tool.run("sh", ["-c", "command -v ffmpeg"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try FileManager.default.createSymbolicLink(atPath: ffmpeg.path, withDestinationPath: real)
+        var configuration = PreviewEngine.Configuration()
+        configuration.ffmpeg = ffmpeg.path
+        configuration.warmProcesses = warm
+        /// Waiting spares started through this test's link.
+        func spares() -> Set<pid_t> {
+            Set(FFmpegPool.shared.spareProcessIDs.filter { pid in
+                let command = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return command.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } == ffmpeg.path
+            })
+        }
+        func waitForSpares(_ count: Int) async throws {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while spares().count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let request = GenerationRequest(prompt: "a quiet harbour", duration: 2, mode: .std, audio: false)
+
+        let (_, firstRoot) = try await render(request, configuration: configuration)
+        defer { try? FileManager.default.removeItem(at: firstRoot) }
+        guard warm else {
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(spares().isEmpty, "KLING_FFMPEG_WARM=false keeps no spares")
+            return
+        }
+        // Two processes (the frames are split in two), so two command lines with a spare each.
+        try await waitForSpares(2)
+        let before = spares()
+        #expect(before.count == 2)
+
+        let (second, secondRoot) = try await render(request, configuration: configuration)
+        defer { try? FileManager.default.removeItem(at: secondRoot) }
+        #expect(try MediaProbe(second.videoFile).frames == 48)
+        // The spares did the second render's work and ended; two new ones wait.
+        #expect(!before.contains(where: isRunning), "the spares ran the second render")
+        try await waitForSpares(2)
+        #expect(spares().count == 2 && spares().isDisjoint(with: before))
+        FFmpegPool.shared.drain()
+    }
+
     @Test func cancellingTheRenderStopsFFmpeg() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("kling-preview-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }

@@ -272,6 +272,12 @@ enum FrameStatistics {
     }
 }
 
+/// Whether process `pid` is running (a zombie still answers kill(0); its state in /proc says it has ended).
+func isRunning(_ pid: pid_t) -> Bool {
+    guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true)
+}
+
 /// Whether another process works in, or has a file open under, `directory` (ffmpeg names its files through a link in
 /// a folder of its own, so its command line does not show where it writes).
 func processUses(_ directory: URL) -> Bool {
