@@ -2,9 +2,9 @@ import Foundation
 
 /// Account and key administration shared by the admin commands and first-start bootstrap.
 public struct AccountService: Sendable {
-    private let store: any TaskStore
+    private let store: any AccountStore & LedgerStore & SwitchStore
 
-    public init(store: any TaskStore) {
+    public init(store: any AccountStore & LedgerStore & SwitchStore) {
         self.store = store
     }
 

@@ -36,6 +36,9 @@ public struct ServiceSwitches: Sendable, Hashable, Codable {
         ("feature." + feature.rawValue, enabled ? "on" : "off")
     }
 
+    /// The settings row that stores the installation secret `name` (see ``SwitchStore/installationSecret(_:)``).
+    public static func secretSetting(_ name: String) -> String { "secret." + name }
+
     /// A request feature that can be switched off.
     public enum Feature: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
         case fourK = "4k"

@@ -84,4 +84,14 @@ public enum CallbackNext: Sendable, Hashable {
     case failed
     /// 410 Gone.
     case gone
+
+    /// The state a callback is stored in after this outcome, and when it is next due (`now` once it is settled).
+    public func stored(now: Int64) -> (state: CallbackRecord.State, nextAttemptAt: Int64) {
+        switch self {
+        case .delivered: (.delivered, now)
+        case .retry(let at): (.pending, at)
+        case .failed: (.failed, now)
+        case .gone: (.gone, now)
+        }
+    }
 }

@@ -13,11 +13,11 @@ public protocol QueueAnnouncing: Sendable {
 /// Runs only on stores that announce (``QueueAnnouncing``); a lost connection is re-established with backoff, and the
 /// workers' polling covers any notification lost meanwhile.
 public struct QueueWakeRelay: Service {
-    private let store: any TaskStore
+    private let store: any QueueStore
     private let signal: WakeSignal
     private let logger: Logger
 
-    public init(store: any TaskStore, signal: WakeSignal, logger: Logger) {
+    public init(store: any QueueStore, signal: WakeSignal, logger: Logger) {
         self.store = store
         self.signal = signal
         self.logger = logger

@@ -5,14 +5,14 @@ import ServiceLifecycle
 /// Fails and refunds tasks that will not finish: any task not done within the timeout of its creation, and running
 /// tasks whose lease expired after their last allowed attempt (also when no worker is left to notice).
 public struct TaskSweeper: Service {
-    private let store: any TaskStore
+    private let store: any QueueStore
     private let timeout: Duration
     private let maxAttempts: Int
     private let interval: Duration
     private let logger: Logger
 
     /// Sweeps every `interval` (default: a quarter of the timeout, at most 30 s, at least 1 s).
-    public init(store: any TaskStore, timeout: Duration, maxAttempts: Int, interval: Duration? = nil, logger: Logger) {
+    public init(store: any QueueStore, timeout: Duration, maxAttempts: Int, interval: Duration? = nil, logger: Logger) {
         self.store = store
         self.timeout = timeout
         self.maxAttempts = maxAttempts

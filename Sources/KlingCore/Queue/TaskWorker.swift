@@ -28,14 +28,14 @@ public struct TaskWorker: Service {
         }
     }
 
-    private let store: any TaskStore
+    private let store: any QueueStore & TaskRecordStore
     private let engine: any VideoEngine
     private let configuration: Configuration
     private let signal: WakeSignal
     private let logger: Logger
     private let workerID: String
 
-    public init(store: any TaskStore, engine: any VideoEngine, configuration: Configuration, signal: WakeSignal, logger: Logger) {
+    public init(store: any QueueStore & TaskRecordStore, engine: any VideoEngine, configuration: Configuration, signal: WakeSignal, logger: Logger) {
         self.store = store
         self.engine = engine
         self.configuration = configuration
@@ -219,13 +219,13 @@ public struct TaskWorker: Service {
 
 /// Writes engine progress to the store, skipping unchanged values and rate-limiting writes.
 actor ProgressReporter {
-    private let store: any TaskStore
+    private let store: any QueueStore
     private let taskID: String
     private let attempt: Int
     private var lastWritten = -1
     private var lastWriteAt = ContinuousClock.now - .seconds(10)
 
-    init(store: any TaskStore, taskID: String, attempt: Int) {
+    init(store: any QueueStore, taskID: String, attempt: Int) {
         self.store = store
         self.taskID = taskID
         self.attempt = attempt

@@ -4,14 +4,17 @@ import Logging
 /// Creates and reads tasks for an account: the one place dialects go through to reach the queue, and where every
 /// create is priced, charged and checked against the operator's switches and the account's limits.
 public struct TaskService: Sendable {
-    private let store: any TaskStore
+    /// What the API side reads and writes: everything but the queue's claims and the monitoring figures.
+    public typealias Store = AccountStore & LedgerStore & SwitchStore & TaskRecordStore & CallbackOutbox & RetentionStore
+
+    private let store: any Store
     private let signal: WakeSignal
     /// Prices of requests.
     public let prices: PriceTable
     /// Server-wide request limits; accounts may override them.
     public let defaultLimits: AccountLimits
 
-    public init(store: any TaskStore, signal: WakeSignal, prices: PriceTable = .init(), defaultLimits: AccountLimits = .init()) {
+    public init(store: any Store, signal: WakeSignal, prices: PriceTable = .init(), defaultLimits: AccountLimits = .init()) {
         self.store = store
         self.signal = signal
         self.prices = prices

@@ -31,12 +31,13 @@ public struct CallbackDeliverer: Service {
         public init() {}
     }
 
-    private let store: any TaskStore
+    /// The outbox, the tasks whose callbacks it renders, and the ledger for the balance Market callbacks carry.
+    private let store: any CallbackOutbox & TaskRecordStore & LedgerStore
     private let links: ResultLinks
     private let configuration: Configuration
     private let logger: Logger
 
-    public init(store: any TaskStore, links: ResultLinks, configuration: Configuration, logger: Logger) {
+    public init(store: any CallbackOutbox & TaskRecordStore & LedgerStore, links: ResultLinks, configuration: Configuration, logger: Logger) {
         self.store = store
         self.links = links
         self.configuration = configuration

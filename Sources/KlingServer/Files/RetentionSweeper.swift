@@ -6,7 +6,7 @@ import ServiceLifecycle
 /// Deletes result files of tasks completed longer ago than the result retention (and marks those tasks), and uploads
 /// older than the upload retention.
 struct RetentionSweeper: Service {
-    let store: any TaskStore
+    let store: any RetentionStore
     let artifactDirectory: URL
     let resultRetention: Duration
     let uploadRetention: Duration

@@ -8,7 +8,7 @@ import Prometheus
 /// (Prometheus text: HTTP requests by route and status with latency histograms when the process bootstrapped
 /// swift-metrics, plus store-wide task, queue, credit and callback figures read at scrape time).
 struct OpsRoutes {
-    let store: any TaskStore
+    let store: any MonitoringStore
     let workers: Int
     let ffmpeg: String
     let registry: PrometheusCollectorRegistry

@@ -32,14 +32,14 @@ public struct UpstreamEngine: VideoEngine {
     public let provider: any UpstreamProvider
     /// Shared by every call to this provider.
     public let limiter: ProviderRateLimiter
-    private let store: any TaskStore
+    private let store: any QueueStore & TaskRecordStore
     private let fetcher: any InputFetching
     private let callbacks: UpstreamCallbacks?
     private let configuration: Configuration
     private let logger: Logger
 
     public init(
-        provider: any UpstreamProvider, limiter: ProviderRateLimiter, store: any TaskStore, fetcher: any InputFetching,
+        provider: any UpstreamProvider, limiter: ProviderRateLimiter, store: any QueueStore & TaskRecordStore, fetcher: any InputFetching,
         callbacks: UpstreamCallbacks?, configuration: Configuration = .init(), logger: Logger
     ) {
         self.provider = provider

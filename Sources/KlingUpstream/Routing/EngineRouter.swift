@@ -10,13 +10,13 @@ public struct EngineRouter: VideoEngine {
     public let name: String
     private let engines: [String: any VideoEngine]
     private let table: RoutingTable
-    private let store: any TaskStore
+    private let store: any QueueStore & TaskRecordStore
     private let localSlots: ConcurrencyLimit
     private let logger: Logger
 
     /// `engines` by configuration key (`official`, `market`, `crun`, `preview`); local engines (not upstream) render at
     /// most `localConcurrency` tasks at once whatever the worker's concurrency.
-    public init(engines: [String: any VideoEngine], table: RoutingTable, store: any TaskStore, localConcurrency: Int, logger: Logger) {
+    public init(engines: [String: any VideoEngine], table: RoutingTable, store: any QueueStore & TaskRecordStore, localConcurrency: Int, logger: Logger) {
         self.engines = engines
         self.table = table
         self.store = store

@@ -60,7 +60,7 @@ public struct UpstreamConfiguration: Sendable {
     /// The engine a server runs: `local` alone when no upstream is configured, else a router over every configured
     /// engine, each upstream with its own rate limiter. Downloads go through `fetcher` (the safe fetcher).
     public func makeEngine(
-        local: any VideoEngine, localConcurrency: Int, store: any TaskStore, fetcher: any InputFetching, callbacks: UpstreamCallbacks?,
+        local: any VideoEngine, localConcurrency: Int, store: any QueueStore & TaskRecordStore, fetcher: any InputFetching, callbacks: UpstreamCallbacks?,
         logger: Logger
     ) async throws -> any VideoEngine {
         guard usesUpstream else { return local }
