@@ -106,6 +106,7 @@ struct AdminRoutes {
 /// The admin API's envelope: `{code, msg, data}` like the Market dialect, with the admin token as Bearer.
 enum AdminDialect: Dialect {
     static let name = "admin"
+    static let callbackField: String? = nil
 
     static func apiKey(from request: Request) -> String? { bearerToken(request) }
 

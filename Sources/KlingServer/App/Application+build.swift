@@ -102,19 +102,16 @@ private func registerAPI(
     OpenAPIDocument.register(on: router)
     PlaygroundRoutes(links: links, logger: logger).register(on: router)
     let allowPrivate = configuration.callbacks.allowPrivateAddresses
-    MarketRoutes(
-        tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate, eventKeepAlive: configuration.eventKeepAlive
-    ).register(on: router)
-    CRUNRoutes(tasks: tasks, links: links, limiter: limiter, allowPrivateCallbacks: allowPrivate).register(on: router)
+    let creates = CreateFlow(tasks: tasks, limiter: limiter, allowPrivateCallbacks: allowPrivate)
+    MarketRoutes(tasks: tasks, links: links, limiter: limiter, creates: creates, eventKeepAlive: configuration.eventKeepAlive).register(on: router)
+    CRUNRoutes(tasks: tasks, links: links, limiter: limiter, creates: creates).register(on: router)
     let uploadStore = UploadStore(
         root: uploads, scratch: configuration.artifactDirectory.appendingPathComponent("tmp", isDirectory: true), links: links,
         retention: configuration.uploadRetention)
     UploadRoutes(tasks: tasks, uploads: uploadStore, links: links, limiter: limiter, fetcher: fetcher).register(on: router)
-    KlingOfficialRoutes(
-        tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, allowPrivateCallbacks: allowPrivate
-    ).register(on: router)
+    KlingOfficialRoutes(tasks: tasks, links: links, limiter: limiter, creates: creates, uploads: uploadStore).register(on: router)
     OpenAIRoutes(
-        tasks: tasks, links: links, limiter: limiter, uploads: uploadStore, artifactDirectory: configuration.artifactDirectory
+        tasks: tasks, links: links, limiter: limiter, creates: creates, uploads: uploadStore, artifactDirectory: configuration.artifactDirectory
     ).register(on: router)
     if let upstreamCallbacks { UpstreamCallbackRoutes(callbacks: upstreamCallbacks).register(on: router) }
     if let token = configuration.adminToken {

@@ -6,6 +6,9 @@ import KlingAPI
 public protocol Dialect: Sendable {
     /// Stable name stored with tasks created through it (`market`, `crun`).
     static var name: String { get }
+    /// The create body's field that holds the callback URL, named when the address is refused; `nil` when the
+    /// dialect takes no callback.
+    static var callbackField: String? { get }
     /// The key the caller presented, or `nil` when none.
     static func apiKey(from request: Request) -> String?
     /// The dialect's error envelope for `error`.

@@ -7,6 +7,7 @@ import KlingCore
 /// The CRUN dialect (seed 000): `x-api-key`, `{code, message, data}` envelopes.
 enum CRUNDialect: Dialect {
     static let name = "crun"
+    static let callbackField: String? = "callback_url"
     private static let apiKeyField = HTTPField.Name("x-api-key")!
 
     static func apiKey(from request: Request) -> String? {

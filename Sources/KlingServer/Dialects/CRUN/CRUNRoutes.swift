@@ -9,8 +9,7 @@ struct CRUNRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
-    /// Whether callback URLs may point at private addresses (`KLING_FETCH_ALLOW_PRIVATE`).
-    let allowPrivateCallbacks: Bool
+    let creates: CreateFlow
     let answers = TaskAnswerCache()
 
     func register(on router: Router<KlingRequestContext>) {
@@ -23,20 +22,11 @@ struct CRUNRoutes {
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
-        try await tasks.checkAcceptingCreates()
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
-        switch CRUNCreateRequest.decode(Data(buffer: body)) {
-        case .failure(let rejection):
-            throw APIError.validation(rejection.message)
-        case .success(let decoded):
-            try await checkCallbackAddress(decoded.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
-            let task = try await tasks.create(
-                decoded, account: account, dialect: CRUNDialect.name, idempotencyKey: try idempotencyKey(request))
-            context.logAccepted(task, dialect: CRUNDialect.name)
-            return CRUNDialect.success(.object(["task_id": .string(task.id)]))
+        let task = try await creates.create(CRUNDialect.self, request, context) { _ in
+            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            return CRUNCreateRequest.decode(Data(buffer: body)).map { CreateFlow.Submission(decoded: $0) }
         }
+        return CRUNDialect.success(.object(["task_id": .string(task.id)]))
     }
 
     private func taskInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {

@@ -6,6 +6,7 @@ import KlingCore
 /// Kling's official API dialect (legacy v1): `{code, message, request_id, data}` with Kling's numeric codes.
 enum KlingOfficialDialect: Dialect {
     static let name = "kling"
+    static let callbackField: String? = "callback_url"
 
     static func apiKey(from request: Request) -> String? { bearerToken(request) }
 

@@ -10,8 +10,8 @@ struct KlingOfficialRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
+    let creates: CreateFlow
     let uploads: UploadStore
-    let allowPrivateCallbacks: Bool
 
     func register(on router: Router<KlingRequestContext>) {
         let group = router.group("v1/videos")
@@ -36,11 +36,20 @@ struct KlingOfficialRoutes {
     }
 
     private func create(_ kind: KlingOfficialCreateRequest.Kind, _ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
-        try await tasks.checkAcceptingCreates()
+        let task = try await creates.create(KlingOfficialDialect.self, request, context) { account in
+            try await decode(kind, request, account: account).map { CreateFlow.Submission(decoded: $0.request, externalID: $0.externalTaskID) }
+        }
+        let created = Created(
+            taskID: task.id, taskInfo: task.externalID.map { ["external_task_id": $0] } ?? [:], taskStatus: "submitted",
+            createdAt: task.createdAt, updatedAt: task.updatedAt)
+        return JSONResponse.make(status: 200, body: KlingOfficialDialect.Envelope(data: created))
+    }
+
+    /// The body, after `image` / `image_tail` given as raw base64 are kept as uploads of `account` and replaced by their links.
+    private func decode(_ kind: KlingOfficialCreateRequest.Kind, _ request: Request, account: Account) async throws
+        -> Result<KlingOfficialCreateRequest.Decoded, CreateRequestRejection>
+    {
         var body = Data(buffer: try await request.body.collect(upTo: 25 * 1024 * 1024))
-        // `image` / `image_tail` may be raw base64: keep them as uploads of this account and pass their links on.
         if kind == .imageToVideo, case .object(var object)? = JSONValue.parse(body) {
             for key in ["image", "image_tail"] {
                 guard case .string(let value)? = object[key], !value.isEmpty, !value.hasPrefix("http://"), !value.hasPrefix("https://") else {
@@ -59,22 +68,7 @@ struct KlingOfficialRoutes {
             }
             body = Data(JSONValue.object(object).jsonString().utf8)
         }
-        switch KlingOfficialCreateRequest.decode(body, kind: kind) {
-        case .failure(let rejection):
-            throw APIError.validation(rejection.message)
-        case .success(let decoded):
-            try await checkCallbackAddress(decoded.request.request.callbackURL, field: "callback_url", allowPrivate: allowPrivateCallbacks)
-            // external_task_id doubles as an idempotency key: a retried create returns the first task.
-            let key = try idempotencyKey(request) ?? decoded.externalTaskID.map { "external_task_id:" + $0 }
-            let task = try await tasks.create(
-                decoded.request, account: account, dialect: KlingOfficialDialect.name, idempotencyKey: key,
-                externalID: decoded.externalTaskID)
-            context.logAccepted(task, dialect: KlingOfficialDialect.name)
-            let created = Created(
-                taskID: task.id, taskInfo: task.externalID.map { ["external_task_id": $0] } ?? [:], taskStatus: "submitted",
-                createdAt: task.createdAt, updatedAt: task.updatedAt)
-            return JSONResponse.make(status: 200, body: KlingOfficialDialect.Envelope(data: created))
-        }
+        return KlingOfficialCreateRequest.decode(body, kind: kind)
     }
 
     private func query(_ request: Request, _ context: KlingRequestContext) async throws -> Response {

@@ -6,6 +6,7 @@ import KlingCore
 /// The Market dialect (seed 004, kie.ai): `Authorization: Bearer`, `{code, msg, data}` envelopes.
 enum MarketDialect: Dialect {
     static let name = "market"
+    static let callbackField: String? = "callBackUrl"
 
     static func apiKey(from request: Request) -> String? {
         bearerToken(request)

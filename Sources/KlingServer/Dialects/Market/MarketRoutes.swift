@@ -10,8 +10,7 @@ struct MarketRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
-    /// Whether callback URLs may point at private addresses (`KLING_FETCH_ALLOW_PRIVATE`).
-    let allowPrivateCallbacks: Bool
+    let creates: CreateFlow
     /// Comment lines sent on a quiet progress stream so proxies keep it open.
     var eventKeepAlive: Duration = .seconds(15)
     let answers = TaskAnswerCache()
@@ -31,21 +30,16 @@ struct MarketRoutes {
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
-        try await tasks.checkAcceptingCreates()
-        let decoded = try await decode(request, context)
-        try await checkCallbackAddress(decoded.request.callbackURL, field: "callBackUrl", allowPrivate: allowPrivateCallbacks)
-        let task = try await tasks.create(
-            decoded, account: account, dialect: MarketDialect.name, idempotencyKey: try idempotencyKey(request))
-        context.logAccepted(task, dialect: MarketDialect.name)
+        let task = try await creates.create(MarketDialect.self, request, context) { _ in
+            try await decode(request, context).map { CreateFlow.Submission(decoded: $0) }
+        }
         return MarketDialect.success(.object(["taskId": .string(task.id)]))
     }
 
     private func quote(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
         let account = try context.requireAccount()
         try limiter.check(.query, context: context, limits: tasks.limits(for: account))
-        let quote = tasks.quote(try await decode(request, context).request)
+        let quote = tasks.quote(try CreateFlow.accepted(try await decode(request, context)).request)
         let balance = try await tasks.balance(account: account)
         return MarketDialect.success(
             .object([
@@ -62,12 +56,10 @@ struct MarketRoutes {
             ]))
     }
 
-    private func decode(_ request: Request, _ context: KlingRequestContext) async throws -> DecodedCreateRequest {
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
-        switch MarketCreateRequest.decode(Data(buffer: body)) {
-        case .failure(let rejection): throw APIError.validation(rejection.message)
-        case .success(let decoded): return decoded
-        }
+    private func decode(_ request: Request, _ context: KlingRequestContext) async throws
+        -> Result<DecodedCreateRequest, CreateRequestRejection>
+    {
+        MarketCreateRequest.decode(Data(buffer: try await request.body.collect(upTo: context.maxUploadSize)))
     }
 
     private func recordInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
@@ -174,13 +166,4 @@ struct MarketRoutes {
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: body)
     }
-}
-
-/// The `Idempotency-Key` header, checked: 1-255 visible ASCII characters.
-func idempotencyKey(_ request: Request) throws -> String? {
-    guard let value = request.headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
-    guard (1...255).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-        throw APIError.validation("Idempotency-Key: must be 1-255 visible ASCII characters")
-    }
-    return value
 }

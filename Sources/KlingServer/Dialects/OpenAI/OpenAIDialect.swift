@@ -6,6 +6,7 @@ import KlingCore
 /// The OpenAI Videos dialect: `Authorization: Bearer`, OpenAI's error object and HTTP statuses.
 enum OpenAIDialect: Dialect {
     static let name = "openai"
+    static let callbackField: String? = nil
 
     static func apiKey(from request: Request) -> String? { bearerToken(request) }
 

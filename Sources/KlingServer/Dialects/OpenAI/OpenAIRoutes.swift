@@ -11,6 +11,7 @@ struct OpenAIRoutes {
     let tasks: TaskService
     let links: ResultLinks
     let limiter: RateLimiter
+    let creates: CreateFlow
     let uploads: UploadStore
     let artifactDirectory: URL
 
@@ -38,40 +39,34 @@ struct OpenAIRoutes {
     }
 
     private func create(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
-        try await tasks.checkAcceptingCreates()
-        let decoded: Result<DecodedCreateRequest, CreateRequestRejection>
-        if let boundary = MultipartUpload.boundary(request.headers[.contentType]) {
-            // Form fields, with input_reference as an image file kept as an upload of this account.
-            let writer = try uploads.writer()
-            let form: MultipartUpload
-            do {
-                form = try await MultipartUpload.read(request.body, boundary: boundary, fileField: "input_reference", into: writer)
-            } catch {
-                writer.discard()
-                throw error
-            }
-            var firstFrame: String?
-            if form.sawFile {
-                firstFrame = try uploads.commit(writer, account: account, uploadPath: "openai-input-reference", fileName: nil).downloadUrl
-            } else {
-                writer.discard()
-            }
-            let fields = form.fields.mapValues { JSONValue.string($0) }
-            decoded = OpenAICreateRequest.decode(fields, firstFrameURL: firstFrame)
+        let task = try await creates.create(OpenAIDialect.self, request, context) { account in
+            try await decode(request, context, account: account).map { CreateFlow.Submission(decoded: $0) }
+        }
+        return video(task)
+    }
+
+    /// A JSON body, or multipart form fields with `input_reference` as an image file kept as an upload of `account`.
+    private func decode(_ request: Request, _ context: KlingRequestContext, account: Account) async throws
+        -> Result<DecodedCreateRequest, CreateRequestRejection>
+    {
+        guard let boundary = MultipartUpload.boundary(request.headers[.contentType]) else {
+            return OpenAICreateRequest.decode(Data(buffer: try await request.body.collect(upTo: context.maxUploadSize)))
+        }
+        let writer = try uploads.writer()
+        let form: MultipartUpload
+        do {
+            form = try await MultipartUpload.read(request.body, boundary: boundary, fileField: "input_reference", into: writer)
+        } catch {
+            writer.discard()
+            throw error
+        }
+        var firstFrame: String?
+        if form.sawFile {
+            firstFrame = try uploads.commit(writer, account: account, uploadPath: "openai-input-reference", fileName: nil).downloadUrl
         } else {
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
-            decoded = OpenAICreateRequest.decode(Data(buffer: body))
+            writer.discard()
         }
-        switch decoded {
-        case .failure(let rejection):
-            throw APIError.validation(rejection.message)
-        case .success(let decoded):
-            let task = try await tasks.create(decoded, account: account, dialect: OpenAIDialect.name, idempotencyKey: try idempotencyKey(request))
-            context.logAccepted(task, dialect: OpenAIDialect.name)
-            return video(task)
-        }
+        return OpenAICreateRequest.decode(form.fields.mapValues { JSONValue.string($0) }, firstFrameURL: firstFrame)
     }
 
     private func retrieve(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
