@@ -35,14 +35,15 @@ let package = Package(
     targets: [
         // Wire models of every dialect and the canonical request with its validation. Foundation only.
         .target(name: "KlingAPI", swiftSettings: swiftSettings),
+        // The JWTs Kling's official API takes, minted once for the client library and the upstream engine.
+        .target(name: "KlingJWT", dependencies: [.product(name: "JWTKit", package: "jwt-kit")], swiftSettings: swiftSettings),
         // The Swift client library: KlingClient over AsyncHTTPClient, sharing KlingAPI's validation. Never the server.
         .target(
             name: "KlingKit",
             dependencies: [
-                "KlingAPI",
+                "KlingAPI", "KlingJWT",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -109,9 +110,8 @@ let package = Package(
         .target(
             name: "KlingUpstream",
             dependencies: [
-                "KlingAPI", "KlingCore", "CFFmpeg",
+                "KlingAPI", "KlingCore", "KlingJWT", "CFFmpeg",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -240,7 +240,7 @@ let package = Package(
         .testTarget(
             name: "KlingUpstreamTests",
             dependencies: [
-                "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingCore", "KlingAPI", "KlingPreview",
+                "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingCore", "KlingAPI", "KlingPreview", "KlingJWT",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

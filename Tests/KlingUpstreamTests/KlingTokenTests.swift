@@ -2,7 +2,7 @@ import Foundation
 import JWTKit
 import Testing
 
-@testable import KlingUpstream
+import KlingJWT
 
 /// The JWTs sent to Kling's official API: HS256, `iss` = access key, `exp` = now + 1800, `nbf` = now - 5, reused until
 /// near expiry.
@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func tokensCarryTheClaimsKlingChecks() async throws {
-        let signer = await KlingTokenSigner(accessKey: "AK123", secretKey: "SK456-0123456789abcdefghijklmnopqrstuv")
+        let signer = KlingTokenMinter(accessKey: "AK123", secretKey: "SK456-0123456789abcdefghijklmnopqrstuv")
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let token = try await signer.token(now: now)
         let parts = token.split(separator: ".")
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func tokensAreReusedUntilFiveMinutesBeforeExpiry() async throws {
-        let signer = await KlingTokenSigner(accessKey: "AK", secretKey: "SK-0123456789abcdefghijklmnopqrstuvwx")
+        let signer = KlingTokenMinter(accessKey: "AK", secretKey: "SK-0123456789abcdefghijklmnopqrstuvwx")
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let first = try await signer.token(now: start)
         #expect(try await signer.token(now: start.addingTimeInterval(1400)) == first)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KlingAPI
+import KlingJWT
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -18,7 +19,7 @@ public struct KlingClient: Sendable {
     public let configuration: Configuration
     let http: HTTPClient
     let logger: Logger
-    let tokens: TokenMinter?
+    let tokens: KlingTokenMinter?
 
     /// A client over `httpClient` (by default AsyncHTTPClient's shared client, which needs no shutdown).
     ///
@@ -31,7 +32,7 @@ public struct KlingClient: Sendable {
         self.http = httpClient
         self.logger = logger
         if case .accessKey(let access, let secret, let lifetime) = configuration.credentials.storage {
-            tokens = TokenMinter(accessKey: access, secretKey: secret, lifetime: lifetime)
+            tokens = KlingTokenMinter(accessKey: access, secretKey: secret, lifetime: lifetime, renewBefore: .seconds(60))
         } else {
             tokens = nil
         }

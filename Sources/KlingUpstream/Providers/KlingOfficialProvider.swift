@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KlingAPI
+import KlingJWT
 
 /// Kling's official API (legacy v1): `POST /v1/videos/text2video` or `/image2video` with a JWT, then
 /// `GET /v1/videos/{kind}/{task_id}`. Our task id goes out as `external_task_id`, so a create repeated after a crash
@@ -8,12 +9,12 @@ import KlingAPI
 public struct KlingOfficialProvider: UpstreamProvider {
     public let engineName = "kling-official"
     private let http: UpstreamHTTP
-    private let signer: KlingTokenSigner
+    private let signer: KlingTokenMinter
 
     /// A provider at `baseURL` (e.g. `https://api.klingai.com`) with the operator's access key / secret key pair.
     public init(baseURL: String, accessKey: String, secretKey: String, client: HTTPClient? = nil, timeout: Duration = .seconds(30)) async {
         http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout)
-        signer = await KlingTokenSigner(accessKey: accessKey, secretKey: secretKey)
+        signer = KlingTokenMinter(accessKey: accessKey, secretKey: secretKey)
     }
 
     /// The endpoint kind of a request: image2video when it has a first frame.
