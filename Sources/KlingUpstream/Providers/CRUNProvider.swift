@@ -6,12 +6,10 @@ import KlingAPI
 /// `x-api-key: KEY`.
 public struct CRUNProvider: UpstreamProvider {
     public let engineName = "kling-crun"
-    private let http: UpstreamHTTP
-    private let key: String
+    private let reseller: ResellerConnection
 
     public init(baseURL: String, key: String, client: HTTPClient? = nil, timeout: Duration = .seconds(30)) {
-        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout)
-        self.key = key
+        reseller = ResellerConnection(engine: engineName, baseURL: baseURL, keyHeader: ("x-api-key", key), client: client, timeout: timeout)
     }
 
     /// The CreateTask body for a canonical request (no negative prompt or camera field in seed 000).
@@ -52,25 +50,19 @@ public struct CRUNProvider: UpstreamProvider {
     }
 
     public func submit(_ request: GenerationRequest, taskID: String, callbackURL: String?) async throws -> String {
-        let answer = try await http.send(
-            .POST, "/api/v1/client/job/CreateTask", headers: [("x-api-key", key)], body: Self.body(for: request, callbackURL: callbackURL))
-        let data = try ResellerEnvelope.data(answer, http: http, action: "CreateTask")
-        guard let id = data["task_id"]?.text, !id.isEmpty else {
-            throw UpstreamError.malformed(engineName, status: answer.status, message: "CreateTask answered without data.task_id")
-        }
-        return id
+        try await reseller.create(
+            "/api/v1/client/job/CreateTask", body: Self.body(for: request, callbackURL: callbackURL), action: "CreateTask", idField: "task_id")
     }
 
     public func status(of upstreamTaskID: String, request: GenerationRequest) async throws -> UpstreamStatus {
         let query = KlingOfficialProvider.escaped(upstreamTaskID)
-        let answer = try await http.send(.GET, "/api/v1/client/job/TaskInfo?task_id=\(query)", headers: [("x-api-key", key)])
-        let data = try ResellerEnvelope.data(answer, http: http, action: "TaskInfo")
+        let (data, status) = try await reseller.call(.GET, "/api/v1/client/job/TaskInfo?task_id=\(query)", action: "TaskInfo")
         switch data["status"]?.text {
         case "pending": return .queued
         case "running": return .running(progress: data["progress"]?.integer)
         case "success":
             guard let url = data["result"]?["media_urls"]?.array?.first?.text else {
-                throw UpstreamError.malformed(engineName, status: answer.status, message: "status success without result.media_urls[0]")
+                throw UpstreamError.malformed(engineName, status: status, message: "status success without result.media_urls[0]")
             }
             return .succeeded(videoURL: url, coverURL: data["result"]?["cover_url"]?.text)
         case "failed":
@@ -78,7 +70,7 @@ public struct CRUNProvider: UpstreamProvider {
             let code = data["result"]?["code"]?.integer
             return .failed(reason: code.map { "\(message) (code \($0))" } ?? message)
         case let other:
-            throw UpstreamError.malformed(engineName, status: answer.status, message: "unknown status \(other ?? "null")")
+            throw UpstreamError.malformed(engineName, status: status, message: "unknown status \(other ?? "null")")
         }
     }
 }

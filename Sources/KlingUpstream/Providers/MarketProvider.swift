@@ -6,12 +6,11 @@ import KlingAPI
 /// `Authorization: Bearer KEY`.
 public struct MarketProvider: UpstreamProvider {
     public let engineName = "kling-market"
-    private let http: UpstreamHTTP
-    private let key: String
+    private let reseller: ResellerConnection
 
     public init(baseURL: String, key: String, client: HTTPClient? = nil, timeout: Duration = .seconds(30)) {
-        http = UpstreamHTTP(engine: engineName, baseURL: baseURL, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout)
-        self.key = key
+        reseller = ResellerConnection(
+            engine: engineName, baseURL: baseURL, keyHeader: ("Authorization", "Bearer \(key)"), client: client, timeout: timeout)
     }
 
     /// The createTask body for a canonical request (a negative prompt and an explicit camera move have no Market
@@ -51,19 +50,13 @@ public struct MarketProvider: UpstreamProvider {
     }
 
     public func submit(_ request: GenerationRequest, taskID: String, callbackURL: String?) async throws -> String {
-        let answer = try await http.send(
-            .POST, "/api/v1/jobs/createTask", headers: [("Authorization", "Bearer \(key)")], body: Self.body(for: request, callbackURL: callbackURL))
-        let data = try ResellerEnvelope.data(answer, http: http, action: "createTask")
-        guard let id = data["taskId"]?.text, !id.isEmpty else {
-            throw UpstreamError.malformed(engineName, status: answer.status, message: "createTask answered without data.taskId")
-        }
-        return id
+        try await reseller.create(
+            "/api/v1/jobs/createTask", body: Self.body(for: request, callbackURL: callbackURL), action: "createTask", idField: "taskId")
     }
 
     public func status(of upstreamTaskID: String, request: GenerationRequest) async throws -> UpstreamStatus {
         let query = KlingOfficialProvider.escaped(upstreamTaskID)
-        let answer = try await http.send(.GET, "/api/v1/jobs/recordInfo?taskId=\(query)", headers: [("Authorization", "Bearer \(key)")])
-        let data = try ResellerEnvelope.data(answer, http: http, action: "recordInfo")
+        let (data, status) = try await reseller.call(.GET, "/api/v1/jobs/recordInfo?taskId=\(query)", action: "recordInfo")
         switch data["state"]?.text {
         case "waiting", "queuing": return .queued
         case "generating": return .running(progress: data["progress"]?.integer)
@@ -71,7 +64,7 @@ public struct MarketProvider: UpstreamProvider {
             // resultJson is a JSON string: {"resultUrls":[...],"coverUrl":...}
             let result = data["resultJson"]?.text.flatMap { JSONValue.parse(Data($0.utf8)) }
             guard let url = result?["resultUrls"]?.array?.first?.text else {
-                throw UpstreamError.malformed(engineName, status: answer.status, message: "state success without resultJson.resultUrls[0]")
+                throw UpstreamError.malformed(engineName, status: status, message: "state success without resultJson.resultUrls[0]")
             }
             return .succeeded(videoURL: url, coverURL: result?["coverUrl"]?.text)
         case "fail":
@@ -79,7 +72,7 @@ public struct MarketProvider: UpstreamProvider {
             let code = data["failCode"]?.text.flatMap { $0.isEmpty ? nil : $0 }
             return .failed(reason: code.map { "\(message) (failCode \($0))" } ?? message)
         case let other:
-            throw UpstreamError.malformed(engineName, status: answer.status, message: "unknown state \(other ?? "null")")
+            throw UpstreamError.malformed(engineName, status: status, message: "unknown state \(other ?? "null")")
         }
     }
 }
