@@ -44,9 +44,24 @@ struct PlaygroundTests {
                 #expect(file.headers[.contentType] == types[String(path.split(separator: ".").last!)], "\(path)")
                 #expect(file.body.readableBytes > 0, "\(path)")
             }
-            let script = try await client.execute(uri: "/playground/playground.js", method: .get) { String(buffer: $0.body) }
+            // The script is an ES module: it and every module it imports (`from "./x.js"`, transitively) are served as
+            // JavaScript, and between them they use each endpoint the page needs.
+            var modules: [String: String] = [:]
+            var pending = ["/playground/playground.js"]
+            while let path = pending.popLast() {
+                if modules[path] != nil { continue }
+                let file = try await client.execute(uri: path, method: .get) { $0 }
+                #expect(file.status == .ok, "\(path)")
+                #expect(file.headers[.contentType] == "text/javascript; charset=utf-8", "\(path)")
+                let text = String(buffer: file.body)
+                modules[path] = text
+                for match in text.matches(of: /from\s+["']\.\/([^"'\/]+)["']/) {
+                    pending.append("/playground/" + String(match.output.1))
+                }
+            }
+            let script = modules.values.joined(separator: "\n")
             for endpoint in ["/api/v1/jobs/quote", "/api/v1/jobs/createTask", "/api/v1/jobs/list", "/events", "/api/file-stream-upload"] {
-                #expect(script.contains(endpoint), "the page should use \(endpoint)")
+                #expect(script.contains(endpoint), "the page's scripts should use \(endpoint)")
             }
             #expect(try await client.execute(uri: "/playground/missing.js", method: .get) { $0.status } == .notFound)
             #expect(try await client.execute(uri: "/playground/..%2FPlaygroundRoutes.swift", method: .get) { $0.status } == .notFound)
