@@ -55,8 +55,7 @@ struct UploadRoutes {
     }
 
     private func base64(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         let body: Base64Body
         do {
             body = try await json(Base64Body.self, request, context, limit: Self.maxBase64Body)
@@ -72,8 +71,7 @@ struct UploadRoutes {
     }
 
     private func stream(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         guard let boundary = MultipartUpload.boundary(request.headers[.contentType]) else {
             throw APIError.validation("body: must be multipart/form-data with a file part")
         }
@@ -90,8 +88,7 @@ struct UploadRoutes {
     }
 
     private func fromURL(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         let body = try await json(URLBody.self, request, context, limit: context.maxUploadSize)
         _ = try UploadStore.cleanPath(body.uploadPath, field: "uploadPath")
         let writer = try uploads.writer()
@@ -117,8 +114,7 @@ struct UploadRoutes {
 
     /// A 20-minute link for a file this server generated a link for and the caller owns; anything else is 422.
     private func downloadURL(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let body = try await json(LinkBody.self, request, context, limit: context.maxUploadSize)
         let refused = APIError.validation("url: is not a file link this service generated for your account")
         // Authentic links may be renewed after they expire, but only by their owner.

@@ -27,8 +27,7 @@ struct CreateFlow: Sendable {
         _ dialect: D.Type, _ request: Request, _ context: KlingRequestContext,
         decode: (Account) async throws -> Result<Submission, CreateRequestRejection>
     ) async throws -> TaskRecord {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         try await tasks.checkAcceptingCreates()
         let submission = try Self.accepted(try await decode(account))
         if let field = D.callbackField {

@@ -30,14 +30,8 @@ struct CRUNRoutes {
     }
 
     private func taskInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
-        guard let id = request.uri.queryParameters["task_id"].map(String.init), !id.isEmpty else {
-            throw APIError.validation("task_id: is required (GET /api/v1/client/job/TaskInfo?task_id=...)")
-        }
-        guard let task = try await tasks.task(id: id, account: account) else {
-            throw APIError.notFound("task_id: no task \(id) for this account")
-        }
+        let account = try limiter.admit(.query, context, tasks: tasks)
+        let task = try await tasks.task(queryParameter: "task_id", of: request, path: "/api/v1/client/job/TaskInfo", account: account)
         let answer = answers.answer(for: task) { task in
             JSONResponse.encode(CRUNDialect.Envelope(code: 200, message: "success", data: CRUNTaskInfo(task, links: links)))
         }
@@ -45,8 +39,7 @@ struct CRUNRoutes {
     }
 
     private func balance(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         return CRUNDialect.success(.object(["balance": .number(Double(try await tasks.balance(account: account)))]))
     }
 }

@@ -72,8 +72,7 @@ struct KlingOfficialRoutes {
     }
 
     private func query(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let id = try context.parameters.require("taskId")
         var found = try await tasks.task(id: id, account: account)
         if found == nil { found = try await tasks.task(externalID: id, account: account) }
@@ -82,8 +81,7 @@ struct KlingOfficialRoutes {
     }
 
     private func list(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let query = request.uri.queryParameters
         let page = query["pageNum"].map { Int(String($0)) } ?? 1
         let size = query["pageSize"].map { Int(String($0)) } ?? 30

@@ -16,8 +16,7 @@ extension MarketRoutes {
     static let maxPageSize = 100
 
     func list(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let query = request.uri.queryParameters
         let page = query["pageNum"].map { Int(String($0)) } ?? 1
         let size = query["pageSize"].map { Int(String($0)) } ?? Self.defaultPageSize

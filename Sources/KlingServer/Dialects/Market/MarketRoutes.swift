@@ -37,8 +37,7 @@ struct MarketRoutes {
     }
 
     private func quote(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let quote = tasks.quote(try CreateFlow.accepted(try await decode(request, context)).request)
         let balance = try await tasks.balance(account: account)
         return MarketDialect.success(
@@ -63,14 +62,8 @@ struct MarketRoutes {
     }
 
     private func recordInfo(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
-        guard let id = request.uri.queryParameters["taskId"].map(String.init), !id.isEmpty else {
-            throw APIError.validation("taskId: is required (GET /api/v1/jobs/recordInfo?taskId=...)")
-        }
-        guard let task = try await tasks.task(id: id, account: account) else {
-            throw APIError.notFound("taskId: no task \(id) for this account")
-        }
+        let account = try limiter.admit(.query, context, tasks: tasks)
+        let task = try await tasks.task(queryParameter: "taskId", of: request, path: "/api/v1/jobs/recordInfo", account: account)
         let answer = answers.answer(for: task) { task in
             JSONResponse.encode(MarketDialect.Envelope(code: 200, msg: "success", data: MarketTaskDetails(task, links: links)))
         }
@@ -78,22 +71,15 @@ struct MarketRoutes {
     }
 
     private func credit(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         return MarketDialect.success(.number(Double(try await tasks.balance(account: account))))
     }
 
     /// KlingKit extension: a task's callbacks and every delivery attempt.
     private func callbacks(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
-        guard let id = request.uri.queryParameters["taskId"].map(String.init), !id.isEmpty else {
-            throw APIError.validation("taskId: is required (GET /api/v1/callbacks?taskId=...)")
-        }
-        guard try await tasks.task(id: id, account: account) != nil else {
-            throw APIError.notFound("taskId: no task \(id) for this account")
-        }
-        let list = try await tasks.callbacks(taskID: id, account: account).map { callback, attempts in
+        let account = try limiter.admit(.query, context, tasks: tasks)
+        let task = try await tasks.task(queryParameter: "taskId", of: request, path: "/api/v1/callbacks", account: account)
+        let list = try await tasks.callbacks(taskID: task.id, account: account).map { callback, attempts in
             CallbackView(
                 callbackId: callback.id, url: callback.url, state: callback.state.rawValue, attempts: callback.attempts,
                 nextAttemptAt: callback.state == .pending ? callback.nextAttemptAt : nil, lastStatus: callback.lastStatus,
@@ -125,8 +111,7 @@ struct MarketRoutes {
 
     /// KlingKit extension: cancels a queued or running task (refunded); 409 once it has finished.
     private func cancel(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         let task = try await tasks.cancel(id: try context.parameters.require("taskId"), account: account)
         return JSONResponse.make(status: 200, body: MarketDialect.Envelope(code: 200, msg: "success", data: MarketTaskDetails(task, links: links)))
     }
@@ -134,8 +119,7 @@ struct MarketRoutes {
     /// KlingKit extension: the task's state and progress as Server-Sent Events (`event: status`, the recordInfo data
     /// object), sent on every change, with keep-alive comments, closed after the terminal event.
     private func events(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let id = try context.parameters.require("taskId")
         guard try await tasks.task(id: id, account: account) != nil else {
             throw APIError.notFound("taskId: no task \(id) for this account")

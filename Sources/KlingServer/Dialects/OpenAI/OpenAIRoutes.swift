@@ -70,8 +70,7 @@ struct OpenAIRoutes {
     }
 
     private func retrieve(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         return video(try await owned(context, account))
     }
 
@@ -85,8 +84,7 @@ struct OpenAIRoutes {
     }
 
     private func list(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let query = request.uri.queryParameters
         let limit = query["limit"].map { Int(String($0)) } ?? 20
         guard let limit, (1...100).contains(limit) else { throw APIError.validation("limit: must be a whole number from 1 to 100") }
@@ -106,8 +104,7 @@ struct OpenAIRoutes {
 
     /// A queued or running video is cancelled (and refunded); a finished one has its files deleted.
     private func delete(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.create, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.create, context, tasks: tasks)
         let task = try await owned(context, account)
         if task.state == .queued || task.state == .running {
             do {
@@ -122,8 +119,7 @@ struct OpenAIRoutes {
     }
 
     private func content(_ request: Request, _ context: KlingRequestContext) async throws -> Response {
-        let account = try context.requireAccount()
-        try limiter.check(.query, context: context, limits: tasks.limits(for: account))
+        let account = try limiter.admit(.query, context, tasks: tasks)
         let task = try await owned(context, account)
         let variant = request.uri.queryParameters["variant"].map(String.init) ?? "video"
         guard variant == "video" || variant == "thumbnail" else { throw APIError.validation("variant: must be video or thumbnail") }
