@@ -28,6 +28,8 @@ public struct GenerationRequest: Sendable, Hashable, Codable {
     public var callbackURL: String?
     /// An explicit camera move (Kling's `camera_control`); without it the prompt's words decide.
     public var cameraMotion: CameraMotion?
+    /// How closely the video follows the prompt, 0-1 (Kling's `cfg_scale`); `nil` means the engine's default.
+    public var cfgScale: Double?
 
     public init(
         prompt: String? = nil,

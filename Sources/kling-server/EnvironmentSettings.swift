@@ -66,6 +66,16 @@ enum EnvironmentSettings {
                 throw ValidationError("\(name) must be an http or https URL")
             }
         }
+        if let list = text("KLING_OPENAI_VIDEOS_URL") {
+            upstream.openAIVideosURLs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            for url in upstream.openAIVideosURLs where !(url.hasPrefix("http://") || url.hasPrefix("https://")) || url.hasSuffix("/v1") {
+                throw ValidationError("KLING_OPENAI_VIDEOS_URL: \(url) must be an http or https base URL, without /v1")
+            }
+        }
+        upstream.openAIVideosKey = text("KLING_OPENAI_VIDEOS_KEY").map(Secret.init)
+        upstream.openAIVideosModel = text("KLING_OPENAI_VIDEOS_MODEL")
+        if let profile = text("KLING_OPENAI_VIDEOS_PROFILE") { upstream.openAIVideosProfile = profile }
         if let seconds = text("KLING_UPSTREAM_TIMEOUT_SECONDS") {
             guard let value = Int(seconds), value > 0 else { throw ValidationError("KLING_UPSTREAM_TIMEOUT_SECONDS must be a whole number over 0") }
             upstream.following.ceiling = .seconds(value)

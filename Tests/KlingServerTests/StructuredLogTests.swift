@@ -115,4 +115,18 @@ struct StructuredLogTests {
         #expect(status != 0)
         #expect(message.contains("KLING_FFMPEG_CPUFLAGS") && message.contains("+nosuchflag"), "\(message)")
     }
+
+    @Test(arguments: [
+        (["KLING_ENGINES": "openai-videos"], "the openai-videos engine needs KLING_OPENAI_VIDEOS_URL"),
+        (["KLING_ENGINES": "openai-videos", "KLING_OPENAI_VIDEOS_URL": "http://127.0.0.1:30000", "KLING_OPENAI_VIDEOS_PROFILE": "wan9"],
+            "KLING_OPENAI_VIDEOS_PROFILE: unknown profile \"wan9\" (use openai, sglang-hunyuanvideo, sglang-ltx2, sglang-wan2.2, sora, vllm-omni-wan2.2)"),
+        (["KLING_ENGINES": "openai-videos", "KLING_OPENAI_VIDEOS_URL": "http://127.0.0.1:30000/v1"],
+            "KLING_OPENAI_VIDEOS_URL: http://127.0.0.1:30000/v1 must be an http or https base URL, without /v1"),
+        (["KLING_ENGINES": "openai-video"], "KLING_ENGINES: unknown engine \"openai-video\" (use official, market, crun, preview or openai-videos)"),
+    ])
+    func serveRefusesAnOpenAIVideosEngineWithoutItsSettings(_ environment: [String: String], _ expected: String) throws {
+        let (status, message) = try refusedStart(environment: environment)
+        #expect(status != 0)
+        #expect(message.contains(expected), "\(message)")
+    }
 }

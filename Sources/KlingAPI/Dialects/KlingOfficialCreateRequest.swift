@@ -42,6 +42,7 @@ public enum KlingOfficialCreateRequest {
         }
         if let value = object["cfg_scale"], value != .null {
             if case .number(let scale) = value, (0...1).contains(scale) {
+                request.cfgScale = scale
             } else {
                 top.fail("cfg_scale", "must be a number from 0 to 1 (got \(value.jsonString()))")
             }

@@ -112,4 +112,7 @@ public struct TaskFailure: Sendable, Hashable, Codable {
         self.code = code
         self.message = message
     }
+
+    /// The code of a task its client cancelled.
+    public static let cancelledCode = 499
 }

@@ -80,7 +80,7 @@ public struct TaskService: Sendable {
     /// Cancels a queued or running task of `account` (refunded; its callback says so). Throws 404 for tasks the account
     /// does not have and 409 for finished ones.
     public func cancel(id: String, account: Account) async throws -> TaskRecord {
-        let failure = TaskFailure(code: 499, message: "cancelled by the caller")
+        let failure = TaskFailure(code: TaskFailure.cancelledCode, message: "cancelled by the caller")
         switch try await store.cancel(taskID: id, accountID: account.id, failure: failure, now: TaskWorker.nowMillis()) {
         case .notFound:
             throw RequestRefusal(code: 404, message: "taskId: no task \(id) for this account")

@@ -35,8 +35,8 @@ public func buildApplication(
         configuration.upstream.usesUpstream && (configuration.servesAPI || configuration.publicURL != nil)
         ? UpstreamCallbacks(secret: try await store.installationSecret("upstream-callbacks"), baseURL: { links.baseURL }) : nil
     let engine = try await configuration.upstream.makeEngine(
-        local: makeEngine(inputs), localConcurrency: configuration.workers, store: store, fetcher: fetcher, callbacks: upstreamCallbacks,
-        logger: logger)
+        local: makeEngine(inputs), localConcurrency: configuration.workers, store: store, fetcher: fetcher, inputs: inputs,
+        callbacks: upstreamCallbacks, logger: logger)
 
     let router = Router(context: KlingRequestContext.self)
     // Outermost: a request id on every response and in every log line of the request.

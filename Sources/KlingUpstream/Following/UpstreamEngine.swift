@@ -97,8 +97,44 @@ public struct UpstreamEngine: VideoEngine {
         return Accepted(upstreamTaskID: id, resumed: false)
     }
 
-    /// Follows an accepted provider task to its end and copies the result into `job.outputDirectory`.
+    /// Follows an accepted provider task to its end and copies the result into `job.outputDirectory`. A task its client
+    /// cancelled meanwhile is cancelled at the provider too, where the provider can be told (``UpstreamCancelling``).
     public func follow(
+        _ job: RenderJob, accepted: Accepted, progress: @escaping @Sendable (Int) async -> Void
+    ) async throws -> RenderOutput {
+        do {
+            return try await followToEnd(job, accepted: accepted, progress: progress)
+        } catch {
+            if Task.isCancelled || error is CancellationError, !Task.isShuttingDownGracefully,
+                let cancelling = provider as? any UpstreamCancelling
+            {
+                await cancelAtProviderIfCallerCancelled(job, upstreamTaskID: accepted.upstreamTaskID, cancelling)
+            }
+            throw error
+        }
+    }
+
+    /// Tells the provider to stop when the task was cancelled by its client (not when the claim was lost otherwise:
+    /// another worker then follows the same provider task). Runs outside the cancelled task, for at most 10 s.
+    private func cancelAtProviderIfCallerCancelled(_ job: RenderJob, upstreamTaskID: String, _ cancelling: any UpstreamCancelling) async {
+        let store = self.store
+        let logger = self.logger
+        let name = self.name
+        let work = Task {
+            guard let task = try? await store.task(id: job.taskID), task.state == .failed, task.failure?.code == TaskFailure.cancelledCode
+            else { return }
+            await cancelling.cancel(upstreamTaskID: upstreamTaskID)
+            logger.info("cancelled at the provider", metadata: ["task_id": "\(job.taskID)", "engine": "\(name)"])
+        }
+        let timeout = Task {
+            try? await Task.sleep(for: .seconds(10))
+            work.cancel()
+        }
+        await work.value
+        timeout.cancel()
+    }
+
+    private func followToEnd(
         _ job: RenderJob, accepted: Accepted, progress: @escaping @Sendable (Int) async -> Void
     ) async throws -> RenderOutput {
         let createdAt = try await store.task(id: job.taskID)?.createdAt ?? TaskWorker.nowMillis()
@@ -182,7 +218,15 @@ public struct UpstreamEngine: VideoEngine {
                 links = (fresh, freshCover)
             }
             do {
-                try await fetcher.fetch(links.0, field: "\(name) result", maxBytes: configuration.maxVideoBytes, to: video)
+                if let own = provider as? any UpstreamResultDownloading, own.downloads(links.0) {
+                    do {
+                        try await own.download(links.0, to: video, maxBytes: configuration.maxVideoBytes)
+                    } catch let error as UpstreamError {
+                        throw EngineError(code: 501, message: "\(error)", retryable: error.isRetryable)
+                    }
+                } else {
+                    try await fetcher.fetch(links.0, field: "\(name) result", maxBytes: configuration.maxVideoBytes, to: video)
+                }
                 lastError = nil
                 break
             } catch let error as EngineError {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import KlingAPI
 import KlingCore
+import MultipartKit
 import NIOCore
 import NIOHTTP1
 
@@ -41,7 +42,9 @@ struct UpstreamHTTP: Sendable {
     }
 
     /// Sends one call; transport failures (timeouts, refused connections) throw ``UpstreamError/unavailable``.
-    func send(_ method: HTTPMethod, _ path: String, headers: [(String, String)], body: JSONValue? = nil) async throws -> Answer {
+    func send(
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)], body: JSONValue? = nil, form: [MultipartPart]? = nil
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -50,6 +53,12 @@ struct UpstreamHTTP: Sendable {
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body.jsonString()))
+        } else if let form {
+            let boundary = "kling-" + UUID().uuidString
+            var bytes = ByteBuffer()
+            try MultipartSerializer().serialize(parts: form, boundary: boundary, into: &bytes)
+            request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+            request.body = .bytes(bytes)
         }
         let deadline = TimeAmount.milliseconds(max(1, timeout.milliseconds))
         do {

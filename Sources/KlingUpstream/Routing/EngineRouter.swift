@@ -33,6 +33,7 @@ public struct EngineRouter: VideoEngine {
         }
         let model = try await store.task(id: job.taskID)?.model ?? ""
         var refusals: [String] = []
+        var unsupported = 0
         var retryable = false
         for key in table.engines(model: model, request: job.request) {
             guard let engine = engines[key] else { continue }
@@ -46,6 +47,7 @@ public struct EngineRouter: VideoEngine {
             }
             if let reason = upstream.provider.unsupportedReason(job.request) {
                 refusals.append("\(upstream.name): \(reason)")
+                unsupported += 1
                 continue
             }
             let accepted: UpstreamEngine.Accepted
@@ -62,6 +64,8 @@ public struct EngineRouter: VideoEngine {
             return try await upstream.follow(job, accepted: accepted, progress: progress)
         }
         let reasons = refusals.isEmpty ? "no configured engine serves it" : refusals.joined(separator: "; ")
-        throw EngineError(code: 501, message: "no engine accepted the task: \(reasons)", retryable: retryable)
+        // Every engine said it cannot make this request (a field it lacks): the request is at fault, 422.
+        let code = !retryable && !refusals.isEmpty && unsupported == refusals.count ? 422 : 501
+        throw EngineError(code: code, message: "no engine accepted the task: \(reasons)", retryable: retryable)
     }
 }

@@ -97,9 +97,9 @@ public struct RoutingTable: Sendable, Hashable {
     /// Parses a comma-separated engine list (`KLING_ENGINES`, or the right side of a rule).
     public static func parseEngines(_ text: String, setting: String) throws(RoutingError) -> [String] {
         let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-        guard !names.isEmpty else { throw RoutingError("\(setting): name at least one engine (official, market, crun, preview)") }
+        guard !names.isEmpty else { throw RoutingError("\(setting): name at least one engine (\(EngineKey.listed))") }
         for name in names where EngineKey(name) == nil {
-            throw RoutingError("\(setting): unknown engine \"\(name)\" (use official, market, crun or preview)")
+            throw RoutingError("\(setting): unknown engine \"\(name)\" (use \(EngineKey.listed))")
         }
         return names.compactMap { EngineKey($0)?.rawValue }
     }
@@ -108,6 +108,14 @@ public struct RoutingTable: Sendable, Hashable {
 /// The engines configuration can name.
 public enum EngineKey: String, Sendable, CaseIterable {
     case official, market, crun, preview
+    /// A server with OpenAI's `/v1/videos` contract (SGLang Diffusion, vLLM-Omni, another KlingKit, ...).
+    case openAIVideos = "openai-videos"
+
+    /// Every name, for messages: `official, market, crun, preview or openai-videos`.
+    static var listed: String {
+        let names = allCases.map(\.rawValue)
+        return names.dropLast().joined(separator: ", ") + " or " + names.last!
+    }
 
     /// Accepts the short name or the engine name (`official` or `kling-official`).
     public init?(_ text: String) {

@@ -22,6 +22,14 @@ public struct UpstreamConfiguration: Sendable {
     public var crunURL: String?
     /// `KLING_CRUN_KEY`.
     public var crunKey: Secret?
+    /// The `/v1/videos` servers of the `openai-videos` engine, each without `/v1` (`KLING_OPENAI_VIDEOS_URL`, comma-separated).
+    public var openAIVideosURLs: [String] = []
+    /// `KLING_OPENAI_VIDEOS_KEY`: sent as `Authorization: Bearer` when set.
+    public var openAIVideosKey: Secret?
+    /// `KLING_OPENAI_VIDEOS_MODEL`: the `model` field sent (none when unset).
+    public var openAIVideosModel: String?
+    /// `KLING_OPENAI_VIDEOS_PROFILE` (default `openai`): see ``OpenAIVideosProfile/all``.
+    public var openAIVideosProfile = "openai"
     /// Calls per second allowed to each provider (`KLING_UPSTREAM_QUERIES_PER_SECOND`, default 5).
     public var callsPerSecond: Double = 5
     /// Tasks one process follows at once (`KLING_UPSTREAM_OPEN_TASKS`, default 200); local renders stay at `--workers`.
@@ -51,6 +59,12 @@ public struct UpstreamConfiguration: Sendable {
                 if marketKey == nil { throw RoutingError("the market engine needs KLING_MARKET_KEY") }
             case .crun?:
                 if crunURL == nil || crunKey == nil { throw RoutingError("the crun engine needs KLING_CRUN_URL and KLING_CRUN_KEY") }
+            case .openAIVideos?:
+                if openAIVideosURLs.isEmpty { throw RoutingError("the openai-videos engine needs KLING_OPENAI_VIDEOS_URL") }
+                if OpenAIVideosProfile.all[openAIVideosProfile] == nil {
+                    throw RoutingError(
+                        "KLING_OPENAI_VIDEOS_PROFILE: unknown profile \"\(openAIVideosProfile)\" (use \(OpenAIVideosProfile.names.joined(separator: ", ")))")
+                }
             case .preview?, nil:
                 break
             }
@@ -58,10 +72,11 @@ public struct UpstreamConfiguration: Sendable {
     }
 
     /// The engine a server runs: `local` alone when no upstream is configured, else a router over every configured
-    /// engine, each upstream with its own rate limiter. Downloads go through `fetcher` (the safe fetcher).
+    /// engine, each upstream with its own rate limiter. Downloads go through `fetcher` (the safe fetcher); inputs an
+    /// engine sends on (the openai-videos first frame) are read through `inputs` (this server's own files from disk).
     public func makeEngine(
-        local: any VideoEngine, localConcurrency: Int, store: any QueueStore & TaskRecordStore, fetcher: any InputFetching, callbacks: UpstreamCallbacks?,
-        logger: Logger
+        local: any VideoEngine, localConcurrency: Int, store: any QueueStore & TaskRecordStore, fetcher: any InputFetching,
+        inputs: (any InputFetching)? = nil, callbacks: UpstreamCallbacks?, logger: Logger
     ) async throws -> any VideoEngine {
         guard usesUpstream else { return local }
         try validate()
@@ -79,6 +94,11 @@ public struct UpstreamConfiguration: Sendable {
             case .crun?:
                 guard let url = crunURL, let key = crunKey else { continue }
                 provider = CRUNProvider(baseURL: url, key: key.value, timeout: requestTimeout)
+            case .openAIVideos?:
+                guard let profile = OpenAIVideosProfile.all[openAIVideosProfile] else { continue }
+                provider = OpenAIVideosProvider(
+                    baseURLs: openAIVideosURLs, key: openAIVideosKey?.value, model: openAIVideosModel, profile: profile, inputs: inputs ?? fetcher,
+                    timeout: requestTimeout)
             case .preview?, nil:
                 engines[name] = local
                 continue
