@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "KlingUpstream",
             dependencies: [
-                "KlingAPI", "KlingCore", "KlingJWT", "CFFmpeg",
+                "KlingAPI", "KlingCore", "KlingJWT", "KlingPreview", "CFFmpeg",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -94,9 +94,8 @@ public struct PreviewEngine: VideoEngine {
         await reporter.percent(0)
         // The audio track depends only on the prompts: it renders (speech synthesis, then ``AudioRenderer`` in this
         // process) while the inputs are fetched and the video renders.
-        let audio = AudioGraphBuilder(plan: plan, seed: StableHash.fnv1a(plan.shots.map(\.prompt).joined(separator: "\n")))
-        async let audioTrack: Void =
-            request.hasAudio ? Self.renderAudio(audio, plan: plan, espeak: configuration.espeak, in: scratch) : ()
+        async let audioTrack: URL? =
+            request.hasAudio ? PreviewAudioTrack(espeak: configuration.espeak).render(plan: plan, in: scratch) : nil
         let looks = plan.shots.enumerated().map { PreviewLook(prompt: $0.element.prompt, index: $0.offset) }
         let media = InputMedia(
             fetcher: fetcher, ffprobe: configuration.ffprobe, maxImageBytes: configuration.maxImageBytes,
@@ -219,12 +218,11 @@ public struct PreviewEngine: VideoEngine {
             for index in groups.indices { group.addTask { try await renderVideo(index) } }
             try await group.waitForAll()
         }
-        try await audioTrack
+        let audioFile = try await audioTrack
         if joins {
             do {
                 try await MP4Joiner.join(
-                    segments: groups.indices.map { scratch.appendingPathComponent("segment\($0).mp4") },
-                    audio: request.hasAudio ? scratch.appendingPathComponent("audio.m4a") : nil, into: partialVideo)
+                    segments: groups.indices.map { scratch.appendingPathComponent("segment\($0).mp4") }, audio: audioFile, into: partialVideo)
             } catch {
                 throw EngineError.renderFailed("joining the rendered pieces failed: \(error)")
             }
@@ -235,43 +233,6 @@ public struct PreviewEngine: VideoEngine {
         return RenderOutput(
             videoFile: video, coverFile: cover, width: size.width, height: size.height,
             durationSeconds: Double(plan.totalFrames) / Double(FilterGraphBuilder.fps), hasAudio: request.hasAudio)
-    }
-
-    /// Renders the audio track to `audio.m4a` in `scratch`: the spoken lines first, then the mixed track.
-    private static func renderAudio(_ audio: AudioGraphBuilder, plan: ShotPlan, espeak: String, in scratch: URL) async throws {
-        let speech = try await synthesizeSpeech(plan: plan, executable: espeak, in: scratch)
-        try Task.checkCancellation()
-        do {
-            try await AudioRenderer.render(
-                graph: audio.graph(speech: speech, directory: scratch), sampleRate: AudioGraphBuilder.sampleRate,
-                to: scratch.appendingPathComponent("audio.m4a"))
-        } catch {
-            throw EngineError.renderFailed("rendering the audio failed: \(error)")
-        }
-    }
-
-    /// Speaks every quoted line of every shot with espeak-ng, concurrently (it is mostly start-up time), each named
-    /// speaker with their own voice throughout the video; returns the clips per shot index in the order they are said.
-    private static func synthesizeSpeech(plan: ShotPlan, executable: String, in scratch: URL) async throws -> [Int: [SpeechSynthesizer.Clip]] {
-        let synthesizer = SpeechSynthesizer(executable: executable)
-        let lines = plan.shots.map { SpeechSynthesizer.lines(in: $0.prompt) }
-        let voices = SpeechSynthesizer.voiceAssignments(lines)
-        return try await withThrowingTaskGroup(of: (Int, Int, SpeechSynthesizer.Clip).self) { group in
-            for (shot, shotLines) in lines.enumerated() {
-                for (number, line) in shotLines.enumerated() {
-                    let file = "speech\(shot)-\(number).wav"
-                    let voice = SpeechSynthesizer.voice(for: line, in: voices)
-                    group.addTask {
-                        let samples = try await synthesizer.speak(
-                            line.text, voice: voice, to: scratch.appendingPathComponent(file), sampleRate: AudioGraphBuilder.sampleRate)
-                        return (shot, number, SpeechSynthesizer.Clip(file: file, samples: samples))
-                    }
-                }
-            }
-            var spoken: [Int: [(Int, SpeechSynthesizer.Clip)]] = [:]
-            for try await (shot, number, clip) in group { spoken[shot, default: []].append((number, clip)) }
-            return spoken.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }
-        }
     }
 
     /// How many ffmpeg processes render one video: `limit`, for frames at least `pixels` large (where the

@@ -49,6 +49,8 @@ public final class FakeVideosServer: Sendable {
         public var key: String?
         /// When set, completed videos name this `url` (SGLang with S3 upload on) and `/content` answers 400.
         public var externalURL: String?
+        /// When set, the videos made are these files in turn (one per create), instead of the server's one file.
+        public var videoFiles: [URL] = []
 
         public init() {}
     }
@@ -61,6 +63,7 @@ public final class FakeVideosServer: Sendable {
         var failure: String?
         var seconds: String
         var size: String
+        var file: URL?
     }
 
     struct State {
@@ -179,7 +182,8 @@ public final class FakeVideosServer: Sendable {
             let video = Video(
                 id: "video_\(state.next)_\(UUID().uuidString.prefix(6))", createdAt: Int64(Date().timeIntervalSince1970), started: .now,
                 renderTime: state.script.renderTime, failure: state.script.failure, seconds: fields["seconds"] ?? "4",
-                size: fields["size"] ?? "1280x720")
+                size: fields["size"] ?? "1280x720",
+                file: state.script.videoFiles.isEmpty ? nil : state.script.videoFiles[(state.next - 1) % state.script.videoFiles.count])
             state.videos[video.id] = video
             state.record.creates.append(created)
             return video
@@ -219,7 +223,7 @@ public final class FakeVideosServer: Sendable {
             return Self.json(404, ["error": ["message": "Generation is still in-progress"]])
         }
         if let external { return Self.json(400, ["error": ["message": "the video was uploaded to \(external)"]]) }
-        let bytes = try Data(contentsOf: videoFile)
+        let bytes = try Data(contentsOf: video.file ?? videoFile)
         return Response(status: .ok, headers: [.contentType: "video/mp4"], body: ResponseBody(byteBuffer: ByteBuffer(data: bytes)))
     }
 

@@ -218,6 +218,63 @@ import Testing
         }
     }
 
+    @Test(arguments: [false, true])
+    func aMultiShotTaskIsMadeShotByShotAndJoinedWithCutsOnTheBoundaries(_ piecesHaveSound: Bool) async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        let folder = harness.directory.appendingPathComponent("shots")
+        // What Wan makes: fps × seconds + 1 frames per shot, each shot a colour of its own.
+        let files = try [("red", 3), ("blue", 4), ("green", 3)].map { colour, seconds in
+            try FakeMedia.colour(colour, seconds: Double(seconds) + 1.0 / 16, audio: piecesHaveSound, name: colour, in: folder)
+        }
+        let fake = fake(.sglang, harness, renderTime: .milliseconds(300))
+        fake.update { $0.videoFiles = files }
+        try await fake.run { base in
+            let request = GenerationRequest(
+                multiShot: true, shotType: .customize,
+                shots: [.init(prompt: "A red room", duration: 3), .init(prompt: "A blue sea. \"Hello there\" she says", duration: 4), .init(prompt: "A green field", duration: 3)],
+                duration: 10, aspectRatio: .landscape, mode: .std
+            ).normalized()
+            let engine = harness.engine(provider([base], harness: harness))
+            let job = try #require(try await harness.claimedJobs(1, request: request).first)
+            let output = try await engine.render(job) { _ in }
+
+            // One generation per shot: its prompt, its duration, Wan's frame count for it.
+            let creates = fake.record.creates
+            #expect(creates.map { $0.fields["prompt"] } == request.shots.map(\.prompt))
+            #expect(creates.map { $0.fields["seconds"] } == ["3", "4", "3"])
+            #expect(creates.map { $0.fields["num_frames"] } == ["49", "65", "49"])
+            // Exactly 10 s at 16 fps, at the profile's 720p size, cut where the shots meet, with sound (multi-shot always has it).
+            let facts = try FakeMedia.probe(output.videoFile)
+            #expect(facts.frames == 160, "\(facts)")
+            #expect(abs(facts.duration - 10) < 0.05, "\(facts)")
+            #expect(facts.hasAudio && output.hasAudio)
+            #expect(output.width == 1280 && output.height == 720)
+            let cuts = try FakeMedia.sceneCuts(output.videoFile)
+            #expect(cuts.count == 2, "\(cuts)")
+            #expect(zip(cuts, [3.0, 7.0]).allSatisfy { abs($0 - $1) < 0.07 }, "\(cuts)")
+        }
+    }
+
+    @Test func aSilentVideoGetsThePreviewsSoundWhenTheRequestAsksForSound() async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        let silent = try FakeMedia.colour("navy", seconds: 5 + 1.0 / 16, audio: false, name: "silent", in: harness.directory.appendingPathComponent("silent"))
+        let fake = fake(.sglang, harness, renderTime: .milliseconds(200))
+        fake.update { $0.videoFiles = [silent] }
+        try await fake.run { base in
+            var request = Self.wanRequest
+            request.audio = true
+            request.prompt = "A narrator says \"Welcome to the coast\""
+            let engine = harness.engine(provider([base], harness: harness))
+            let job = try #require(try await harness.claimedJobs(1, request: request.normalized()).first)
+            let output = try await engine.render(job) { _ in }
+            let facts = try FakeMedia.probe(output.videoFile)
+            #expect(facts.hasAudio && output.hasAudio)
+            #expect(abs(facts.duration - 5) < 0.05 && facts.frames == 80, "\(facts)")
+        }
+    }
+
     func waitUntil(_ condition: () -> Bool) async throws {
         for _ in 0..<200 {
             if condition() { return }

@@ -220,7 +220,8 @@ public struct UpstreamEngine: VideoEngine {
             do {
                 if let own = provider as? any UpstreamResultDownloading, own.downloads(links.0) {
                     do {
-                        try await own.download(links.0, to: video, maxBytes: configuration.maxVideoBytes)
+                        try await own.download(
+                            links.0, request: job.request, to: video, scratch: job.scratchDirectory, maxBytes: configuration.maxVideoBytes)
                     } catch let error as UpstreamError {
                         throw EngineError(code: 501, message: "\(error)", retryable: error.isRetryable)
                     }

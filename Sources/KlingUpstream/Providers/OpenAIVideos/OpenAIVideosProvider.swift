@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import KlingAPI
 import KlingCore
+import KlingPreview
 import MultipartKit
 import NIOCore
 
@@ -13,13 +14,17 @@ import NIOCore
 /// tasks in flight from this process; its id is stored as `SERVER|ID`, so a restart follows it on the same server.
 public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading, UpstreamCancelling {
     public let engineName = "openai-videos"
+    /// The result link of a finished task: this prefix, then the link of each video (one per shot).
+    static let resultScheme = "openai-videos:"
     /// How requests become this server's requests.
     public let profile: OpenAIVideosProfile
-    private let servers: [UpstreamHTTP]
+    let servers: [UpstreamHTTP]
     private let key: String?
     private let model: String?
-    private let inputs: any InputFetching
+    let inputs: any InputFetching
     private let placement: Placement
+    /// Joins the shots of a multi-shot task, and lays the preview's sound under a silent video that should have some.
+    let joiner: ShotJoiner
     /// Largest first frame sent, in bytes. Default 20 MB.
     public var maxInputBytes = 20 * 1024 * 1024
 
@@ -29,9 +34,10 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
     ///   - model: the `model` field sent (`KLING_OPENAI_VIDEOS_MODEL`); none when `nil`.
     ///   - inputs: reads the first frame (this server's own uploads from disk, other links through the safe fetcher).
     public init(
-        baseURLs: [String], key: String?, model: String?, profile: OpenAIVideosProfile, inputs: any InputFetching, client: HTTPClient? = nil,
-        timeout: Duration = .seconds(30)
+        baseURLs: [String], key: String?, model: String?, profile: OpenAIVideosProfile, inputs: any InputFetching,
+        joiner: ShotJoiner = ShotJoiner(), client: HTTPClient? = nil, timeout: Duration = .seconds(30)
     ) {
+        self.joiner = joiner
         servers = baseURLs.map { UpstreamHTTP(engine: "openai-videos", baseURL: $0, client: client ?? UpstreamHTTP.sharedClient, timeout: timeout) }
         self.key = key
         self.model = model
@@ -41,11 +47,41 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
     }
 
     public func unsupportedReason(_ request: GenerationRequest) -> String? {
-        if request.multiShot { return "multi_shots: the openai-videos engine does not generate multi-shot videos yet" }
-        return profile.unsupportedReason(request)
+        profile.unsupportedReason(request)
     }
 
+    /// Creates one video, or for a multi-shot request one per shot (its prompt and duration; the first frame on shot 1),
+    /// each on the server with the fewest in flight. Returns `SERVER|ID`, or those of every shot separated by spaces.
     public func submit(_ request: GenerationRequest, taskID: String, callbackURL: String?) async throws -> String {
+        var created: [String] = []
+        do {
+            for (index, shot) in Self.generations(of: request).enumerated() {
+                created.append(try await submitOne(shot, taskID: index == 0 ? taskID : "\(taskID)-shot\(index + 1)"))
+            }
+        } catch {
+            // A multi-shot task is made whole or not at all: the shots already created are given up.
+            for id in created { await cancel(upstreamTaskID: id) }
+            throw error
+        }
+        return created.joined(separator: " ")
+    }
+
+    /// The requests a task is generated as: itself, or one single-shot request per shot.
+    static func generations(of request: GenerationRequest) -> [GenerationRequest] {
+        guard request.multiShot else { return [request] }
+        return request.shots.enumerated().map { index, shot in
+            var one = request
+            one.multiShot = false
+            one.shotType = nil
+            one.shots = []
+            one.prompt = shot.prompt
+            one.duration = shot.duration
+            one.imageURLs = index == 0 ? Array(request.imageURLs.prefix(1)) : []
+            return one
+        }
+    }
+
+    private func submitOne(_ request: GenerationRequest, taskID: String) async throws -> String {
         let index = await placement.reserve()
         do {
             let id = try await create(request, taskID: taskID, on: servers[index])
@@ -57,11 +93,38 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
         }
     }
 
+    /// Where the task's videos are: failed when any failed (naming the shot), done when all are (the result link is
+    /// ``resultScheme`` and the videos' own links), otherwise the mean progress of the shots.
     public func status(of upstreamTaskID: String, request: GenerationRequest) async throws -> UpstreamStatus {
-        let (index, server, id) = try locate(upstreamTaskID)
+        let parts = upstreamTaskID.split(separator: " ").map(String.init)
+        let generations = Self.generations(of: request)
+        var links: [String] = []
+        var progress = 0
+        for (number, part) in parts.enumerated() {
+            let generation = generations.indices.contains(number) ? generations[number] : request
+            switch try await status(ofOne: part, request: generation) {
+            case .failed(let reason):
+                return .failed(reason: parts.count > 1 ? "shot \(number + 1): \(reason)" : reason)
+            case .succeeded(let link, _):
+                links.append(link)
+                progress += 100
+            case .running(let reported):
+                progress += reported ?? 0
+            case .queued:
+                break
+            }
+        }
+        if links.count == parts.count { return .succeeded(videoURL: Self.resultScheme + links.joined(separator: " "), coverURL: nil) }
+        return .running(progress: min(99, progress / max(1, parts.count)))
+    }
+
+    /// One video's status; `.succeeded` carries the link it is fetched from.
+    private func status(ofOne part: String, request: GenerationRequest) async throws -> UpstreamStatus {
+        let (index, server, id) = try locate(part)
         let answer = try await server.send(.GET, "/v1/videos/\(KlingOfficialProvider.escaped(id))", headers: authorization)
         guard (200..<300).contains(answer.status), let video = answer.json else {
-            throw server.failure(status: answer.status, message: "GET /v1/videos/\(id) answered \(answer.status): \(Self.message(answer))", retryAfter: answer.retryAfter)
+            throw server.failure(
+                status: answer.status, message: "GET /v1/videos/\(id) answered \(answer.status): \(Self.message(answer))", retryAfter: answer.retryAfter)
         }
         await placement.seen(index, id: id)
         switch video["status"]?.text {
@@ -89,27 +152,19 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
         }
     }
 
-    // MARK: Result and cancel
-
-    public func downloads(_ url: String) -> Bool { servers.contains { url.hasPrefix($0.baseURL + "/v1/videos/") } }
-
-    public func download(_ url: String, to file: URL, maxBytes: Int) async throws {
-        guard let server = servers.first(where: { url.hasPrefix($0.baseURL + "/v1/videos/") }) else {
-            throw UpstreamError.rejected(engineName, status: nil, message: "\(url) is not on a configured server")
-        }
-        try await server.download(String(url.dropFirst(server.baseURL.count)), headers: authorization, to: file, maxBytes: maxBytes)
-    }
-
-    /// `DELETE /v1/videos/{id}`: OpenAI and KlingKit stop the work; SGLang only forgets the record (its GPU work goes on).
+    /// `DELETE /v1/videos/{id}` of every video of the task: OpenAI and KlingKit stop the work; SGLang only forgets
+    /// the record (its GPU work goes on).
     public func cancel(upstreamTaskID: String) async {
-        guard let (index, server, id) = try? locate(upstreamTaskID) else { return }
-        _ = try? await server.send(.DELETE, "/v1/videos/\(KlingOfficialProvider.escaped(id))", headers: authorization)
-        await placement.finished(index, id: id)
+        for part in upstreamTaskID.split(separator: " ").map(String.init) {
+            guard let (index, server, id) = try? locate(part) else { continue }
+            _ = try? await server.send(.DELETE, "/v1/videos/\(KlingOfficialProvider.escaped(id))", headers: authorization)
+            await placement.finished(index, id: id)
+        }
     }
 
     // MARK: Helpers
 
-    private var authorization: [(String, String)] { key.map { [("Authorization", "Bearer \($0)")] } ?? [] }
+    var authorization: [(String, String)] { key.map { [("Authorization", "Bearer \($0)")] } ?? [] }
 
     /// `POST /v1/videos` as multipart; returns the server's video id.
     private func create(_ request: GenerationRequest, taskID: String, on server: UpstreamHTTP) async throws -> String {
@@ -149,7 +204,7 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
     }
 
     /// The server, its index and the video id of a stored `SERVER|ID`.
-    private func locate(_ upstreamTaskID: String) throws -> (Int, UpstreamHTTP, String) {
+    func locate(_ upstreamTaskID: String) throws -> (Int, UpstreamHTTP, String) {
         let parts = upstreamTaskID.split(separator: "|", maxSplits: 1).map(String.init)
         guard parts.count == 2, let index = servers.firstIndex(where: { $0.baseURL == parts[0] }) else {
             throw UpstreamError.rejected(
