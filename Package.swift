@@ -219,6 +219,19 @@ let package = Package(
             path: "Benchmarks/UpstreamBench",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "EngineOverheadBench",
+            dependencies: [
+                "KlingServer", "KlingUpstream", "KlingUpstreamFakes", "KlingSQLite", "KlingCore", "KlingPreview", "KlingTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/EngineOverheadBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "KlingAPITests", dependencies: ["KlingAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KlingStoreTests",

@@ -37,6 +37,8 @@ public final class FakeVideosServer: Sendable {
         public var deletes: [String] = []
         /// Videos whose generation ran to its end (on SGLang also deleted ones).
         public var generated: [String] = []
+        /// When each video's `/content` answer was handed to the server, in Unix milliseconds (the engine's last byte).
+        public var contentServedAt: [String: Int64] = [:]
     }
 
     /// How the fake behaves; change it with ``update(_:)``.
@@ -224,6 +226,7 @@ public final class FakeVideosServer: Sendable {
         }
         if let external { return Self.json(400, ["error": ["message": "the video was uploaded to \(external)"]]) }
         let bytes = try Data(contentsOf: video.file ?? videoFile)
+        state.withLock { $0.record.contentServedAt[id] = Int64(Date().timeIntervalSince1970 * 1000) }
         return Response(status: .ok, headers: [.contentType: "video/mp4"], body: ResponseBody(byteBuffer: ByteBuffer(data: bytes)))
     }
 

@@ -32,14 +32,21 @@ public struct TaskWorker: Service {
     private let engine: any VideoEngine
     private let configuration: Configuration
     private let signal: WakeSignal
+    /// Told whenever a task this worker ran is settled (its callback is then in the outbox), so this process's
+    /// callback deliverer sends it at once instead of at its next poll.
+    private let settled: WakeSignal?
     private let logger: Logger
     private let workerID: String
 
-    public init(store: any QueueStore & TaskRecordStore, engine: any VideoEngine, configuration: Configuration, signal: WakeSignal, logger: Logger) {
+    public init(
+        store: any QueueStore & TaskRecordStore, engine: any VideoEngine, configuration: Configuration, signal: WakeSignal,
+        settled: WakeSignal? = nil, logger: Logger
+    ) {
         self.store = store
         self.engine = engine
         self.configuration = configuration
         self.signal = signal
+        self.settled = settled
         self.logger = logger
         self.workerID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(APIKeys.randomID().prefix(8))"
     }
@@ -139,6 +146,7 @@ public struct TaskWorker: Service {
                     height: output.height, durationSeconds: output.durationSeconds, hasAudio: output.hasAudio
                 )
                 if try await store.complete(taskID: task.id, attempt: attempt, result: result, now: now) {
+                    settled?.notify()
                     logger.info("task succeeded", metadata: ["width": "\(output.width)", "height": "\(output.height)"])
                 } else {
                     logger.warning("task finished but its claim was lost; result discarded")
@@ -148,7 +156,9 @@ public struct TaskWorker: Service {
                 _ = try await store.release(taskID: task.id, attempt: attempt, now: now)
             case .failure(let error as EngineError):
                 logger.info("task failed", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
-                _ = try await store.fail(taskID: task.id, attempt: attempt, failure: TaskFailure(code: error.code, message: error.message), now: now)
+                if try await store.fail(taskID: task.id, attempt: attempt, failure: TaskFailure(code: error.code, message: error.message), now: now) {
+                    settled?.notify()
+                }
             case .failure(is CancellationError):
                 logger.warning("task render was cancelled; returning it to the queue")
                 _ = try await store.release(taskID: task.id, attempt: attempt, now: now)
@@ -156,8 +166,11 @@ public struct TaskWorker: Service {
                 logger.warning("task claim lost during render (cancelled, timed out, or lease expired); render stopped")
             case .failure(let error):
                 logger.error("task failed with an internal error", metadata: ["error": "\(error)"])
-                _ = try await store.fail(
+                if try await store.fail(
                     taskID: task.id, attempt: attempt, failure: TaskFailure(code: 500, message: "internal error: \(error)"), now: now)
+                {
+                    settled?.notify()
+                }
             }
         } catch {
             logger.error("recording the task outcome failed; the lease will expire and the task will be retried", metadata: ["error": "\(error)"])

@@ -53,8 +53,11 @@ public func buildApplication(
             upstreamCallbacks: upstreamCallbacks, logger: logger)
     }
 
+    // Settled tasks of this process's workers wake its callback deliverer.
+    let settled = WakeSignal()
     var services: [any Service] = [
-        TaskWorker(store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, logger: logger),
+        TaskWorker(
+            store: store, engine: engine, configuration: configuration.workerConfiguration, signal: signal, settled: settled, logger: logger),
         TaskSweeper(store: store, timeout: configuration.taskTimeout, maxAttempts: configuration.maxAttempts, logger: logger),
         RetentionSweeper(
             store: store, artifactDirectory: configuration.artifactDirectory, resultRetention: configuration.resultRetention,
@@ -62,7 +65,7 @@ public func buildApplication(
     ]
     // Result links in callbacks point at this process: a worker-only process delivers only when they can point at the API.
     if configuration.servesAPI || configuration.publicURL != nil {
-        services.append(CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, logger: logger))
+        services.append(CallbackDeliverer(store: store, links: links, configuration: configuration.callbacks, wake: settled, logger: logger))
     }
     // Tasks queued by other processes wake this one's workers at once (PostgreSQL); polling covers the rest.
     if configuration.workers > 0 { services.append(QueueWakeRelay(store: store, signal: signal, logger: logger)) }

@@ -37,7 +37,14 @@ public struct CallbackDeliverer: Service {
     private let configuration: Configuration
     private let logger: Logger
 
-    public init(store: any CallbackOutbox & TaskRecordStore & LedgerStore, links: ResultLinks, configuration: Configuration, logger: Logger) {
+    /// Rung when a task of this process settles: the deliverer then looks at the outbox at once.
+    private let wake: WakeSignal?
+
+    public init(
+        store: any CallbackOutbox & TaskRecordStore & LedgerStore, links: ResultLinks, configuration: Configuration, wake: WakeSignal? = nil,
+        logger: Logger
+    ) {
+        self.wake = wake
         self.store = store
         self.links = links
         self.configuration = configuration
@@ -46,6 +53,7 @@ public struct CallbackDeliverer: Service {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let seen = wake?.current ?? 0
             let now = TaskWorker.nowMillis()
             do {
                 // Shutdown stops a claim that waits for the store (a database that went away).
@@ -60,7 +68,11 @@ public struct CallbackDeliverer: Service {
             } catch {
                 if !Task.isShuttingDownGracefully { logger.error("reading the callback outbox failed", metadata: ["error": "\(error)"]) }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.pollInterval) }
+            // Until the next poll, or sooner when a task of this process settles (other processes' tasks wait for the poll).
+            let (wake, pause) = (self.wake, configuration.pollInterval)
+            try? await cancelWhenGracefulShutdown {
+                if let wake { await wake.wait(since: seen, timeout: pause) } else { try await Task.sleep(for: pause) }
+            }
         }
     }
 
