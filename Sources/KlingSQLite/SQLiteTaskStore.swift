@@ -28,6 +28,10 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     let pool: DatabasePool
+    /// The one connection of the synchronous hot-path reads (``readNow(_:)``), apart from the pool: a caller waits
+    /// for it only while another such read runs, never for a pooled reader that a suspended async read still holds
+    /// (with as few concurrency threads as cores, that wait could block every thread that would resume those reads).
+    let hotReader: DatabaseQueue
     let counters: ChangeCounters
     /// Rows read on the per-request hot paths, current while their change counters are unchanged.
     let keyCache: StampedCache<CounterStamp, Account>
@@ -46,6 +50,10 @@ public final class SQLiteTaskStore: TaskStore {
         }
         pool = try DatabasePool(path: configuration.path, configuration: config)
         try Self.migrator.migrate(pool)
+        var readerConfig = GRDB.Configuration()
+        readerConfig.readonly = true
+        readerConfig.busyMode = .timeout(configuration.busyTimeout)
+        hotReader = try DatabaseQueue(path: configuration.path, configuration: readerConfig)
         counters = try ChangeCounters(path: configuration.path + "-changes")
         keyCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
         taskCache = StampedCache(capacity: configuration.readCacheSize, maxAge: configuration.readCacheMaxAge)
@@ -64,10 +72,10 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     /// A short synchronous read on the caller's thread, for the per-request hot paths: it costs less than a hop
-    /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction; callers
-    /// step cached statements to completion (`fetchAll`) so no statement is left open on a pooled connection.
+    /// through GRDB's async scheduling, and WAL readers never wait for writers. It runs in a read transaction on
+    /// ``hotReader``; callers step cached statements to completion (`fetchAll`) so no statement is left open.
     func readNow<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        try hotReader.read(body)
     }
 
     /// Applies `set` to a running task only while the claim identified by `attempt` is still current, then runs

@@ -95,4 +95,31 @@ extension TaskStoreBehaviourTests {
             #expect(try await store.callbacks(taskID: "t", accountID: bob.id).isEmpty)
         }
     }
+
+    /// Hundreds of readers at once, hot-path reads (a task by id, a key) among paged and callback reads, on a machine
+    /// whose concurrency pool has as few threads as cores: every read finishes (a synchronous read must never wait
+    /// for a connection that a suspended asynchronous read holds).
+    @Test(.timeLimit(.minutes(1))) func manyConcurrentReadsOfEveryKindAllFinish() async throws {
+        try await withStores { store in
+            let account = try await store.createAccount(name: "readers", credits: 0, now: 1)
+            for index in 0..<20 { try await queuedTask(store, account: account, id: "r\(index)", createdAt: Int64(index)) }
+            let finished = try await withThrowingTaskGroup(of: Int.self) { group in
+                for reader in 0..<300 {
+                    group.addTask {
+                        for round in 0..<5 {
+                            let id = "r\((reader + round) % 20)"
+                            _ = try await store.task(id: id)
+                            _ = try await store.listTasks(accountID: account.id, limit: 5, after: nil, ascending: reader % 2 == 0, offset: 0)
+                            _ = try await store.account(forKeyHash: "no-such-key-\(reader)")
+                            _ = try await store.callbacks(taskID: id, accountID: account.id)
+                            _ = try await store.upstreamTask(taskID: id)
+                        }
+                        return 1
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(finished == 300)
+        }
+    }
 }
