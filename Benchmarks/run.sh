@@ -9,6 +9,7 @@ swift build -c release --product kling-server
 swift build -c release --product HelloBench
 swift build -c release --product RenderBench
 swift build -c release --product HotPathBench
+swift build -c release --product EngineOverheadBench
 BIN=.build/release
 DURATION=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
@@ -64,6 +65,10 @@ printf "| POST createTask | %s | %s | %sx |\n" "$create_rps" "$create_p99" "$(aw
 echo
 echo "## Store hot paths (no HTTP)"
 $BIN/HotPathBench
+
+echo
+echo "## GPU engine overhead (openai-videos against a loopback server that finishes at once)"
+$BIN/EngineOverheadBench "${BENCH_ENGINE_TASKS:-200}" 2>/dev/null
 
 [ -n "${BENCH_SKIP_RENDER:-}" ] && exit 0
 echo
