@@ -100,34 +100,9 @@ public final class FakeProvider: Sendable {
 
     /// Runs the fake on a free loopback port for the duration of `body`, which gets its base URL.
     public func run<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "fake-\(flavor.rawValue)")
-        logger.logLevel = .error
-        let app = Application(
-            router: router(), configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "fake-\(flavor.rawValue)"),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return nil
-            }
-            var port = 0
-            for await value in ports { port = value }
-            let base = "http://127.0.0.1:\(port)"
+        try await LoopbackServer.run(router(), name: "fake-\(flavor.rawValue)") { base in
             baseURL.withLock { $0 = base }
-            let result: Result<T, any Error>
-            do {
-                result = .success(try await body(base))
-            } catch {
-                result = .failure(error)
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return try result.get()
+            return try await body(base)
         }
     }
 
