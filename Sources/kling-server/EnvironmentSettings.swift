@@ -73,6 +73,14 @@ enum EnvironmentSettings {
                 throw ValidationError("KLING_OPENAI_VIDEOS_URL: \(url) must be an http or https base URL, without /v1")
             }
         }
+        if let list = text("KLING_COMFYUI_URLS") {
+            upstream.comfyUIURLs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            for url in upstream.comfyUIURLs where !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                throw ValidationError("KLING_COMFYUI_URLS: \(url) must be an http or https URL")
+            }
+        }
+        upstream.comfyUIWorkflows = text("KLING_COMFYUI_WORKFLOWS").map { URL(fileURLWithPath: $0, isDirectory: true) }
         upstream.openAIVideosKey = text("KLING_OPENAI_VIDEOS_KEY").map(Secret.init)
         upstream.openAIVideosModel = text("KLING_OPENAI_VIDEOS_MODEL")
         if let profile = text("KLING_OPENAI_VIDEOS_PROFILE") { upstream.openAIVideosProfile = profile }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KlingUpstreamFakes
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -122,11 +123,39 @@ struct StructuredLogTests {
             "KLING_OPENAI_VIDEOS_PROFILE: unknown profile \"wan9\" (use openai, sglang-hunyuanvideo, sglang-ltx2, sglang-wan2.2, sora, vllm-omni-wan2.2)"),
         (["KLING_ENGINES": "openai-videos", "KLING_OPENAI_VIDEOS_URL": "http://127.0.0.1:30000/v1"],
             "KLING_OPENAI_VIDEOS_URL: http://127.0.0.1:30000/v1 must be an http or https base URL, without /v1"),
-        (["KLING_ENGINES": "openai-video"], "KLING_ENGINES: unknown engine \"openai-video\" (use official, market, crun, preview or openai-videos)"),
+        (["KLING_ENGINES": "openai-video"], "KLING_ENGINES: unknown engine \"openai-video\" (use official, market, crun, preview, openai-videos or comfyui)"),
     ])
     func serveRefusesAnOpenAIVideosEngineWithoutItsSettings(_ environment: [String: String], _ expected: String) throws {
         let (status, message) = try refusedStart(environment: environment)
         #expect(status != 0)
         #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test func serveRefusesAComfyUIEngineWhoseTemplateOrInstanceCannotRunIt() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kling-wf-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../workflows/comfyui/wan2.2-t2v.json")
+        let template = try String(contentsOf: shipped, encoding: .utf8)
+
+        var (status, message) = try refusedStart(environment: ["KLING_ENGINES": "comfyui", "KLING_COMFYUI_URLS": "http://127.0.0.1:1"])
+        #expect(status != 0 && message.contains("the comfyui engine needs KLING_COMFYUI_URLS and KLING_COMFYUI_WORKFLOWS"), "\(message)")
+
+        try template.replacingOccurrences(of: "\"9.length\"", with: "\"9.frames\"").write(to: folder.appendingPathComponent("wan.json"), atomically: true, encoding: .utf8)
+        let environment = ["KLING_ENGINES": "comfyui", "KLING_COMFYUI_URLS": "http://127.0.0.1:1", "KLING_COMFYUI_WORKFLOWS": folder.path]
+        (status, message) = try refusedStart(environment: environment)
+        #expect(status != 0 && message.contains("KLING_COMFYUI_WORKFLOWS: wan.json: inputs.frames: node 9 has no input frames"), "\(message)")
+
+        // A template whose nodes an instance that answers lacks.
+        try template.write(to: folder.appendingPathComponent("wan.json"), atomically: true, encoding: .utf8)
+        let media = try FakeMedia.make(in: folder.appendingPathComponent("media"))
+        var script = FakeComfyUI.Script()
+        script.classes.remove("KSamplerAdvanced")
+        let fake = FakeComfyUI(script: script, videoFile: media.video)
+        let refused = try await fake.run { base in
+            try refusedStart(environment: ["KLING_ENGINES": "comfyui", "KLING_COMFYUI_URLS": base, "KLING_COMFYUI_WORKFLOWS": folder.path]).message
+        }
+        #expect(refused.contains("KLING_COMFYUI_WORKFLOWS: wan.json: workflow: http://127.0.0.1:"), "\(refused)")
+        #expect(refused.contains("has no node KSamplerAdvanced"), "\(refused)")
     }
 }

@@ -110,6 +110,8 @@ public enum EngineKey: String, Sendable, CaseIterable {
     case official, market, crun, preview
     /// A server with OpenAI's `/v1/videos` contract (SGLang Diffusion, vLLM-Omni, another KlingKit, ...).
     case openAIVideos = "openai-videos"
+    /// ComfyUI instances running the operator's workflow templates.
+    case comfyUI = "comfyui"
 
     /// Every name, for messages: `official, market, crun, preview or openai-videos`.
     static var listed: String {

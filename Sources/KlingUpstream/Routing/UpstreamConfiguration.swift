@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import KlingCore
 import Logging
 
@@ -30,6 +31,10 @@ public struct UpstreamConfiguration: Sendable {
     public var openAIVideosModel: String?
     /// `KLING_OPENAI_VIDEOS_PROFILE` (default `openai`): see ``OpenAIVideosProfile/all``.
     public var openAIVideosProfile = "openai"
+    /// The ComfyUI instances of the `comfyui` engine, typically one per GPU (`KLING_COMFYUI_URLS`, comma-separated).
+    public var comfyUIURLs: [String] = []
+    /// The folder of workflow templates (`KLING_COMFYUI_WORKFLOWS`), read and checked at start.
+    public var comfyUIWorkflows: URL?
     /// Calls per second allowed to each provider (`KLING_UPSTREAM_QUERIES_PER_SECOND`, default 5).
     public var callsPerSecond: Double = 5
     /// Tasks one process follows at once (`KLING_UPSTREAM_OPEN_TASKS`, default 200); local renders stay at `--workers`.
@@ -59,6 +64,10 @@ public struct UpstreamConfiguration: Sendable {
                 if marketKey == nil { throw RoutingError("the market engine needs KLING_MARKET_KEY") }
             case .crun?:
                 if crunURL == nil || crunKey == nil { throw RoutingError("the crun engine needs KLING_CRUN_URL and KLING_CRUN_KEY") }
+            case .comfyUI?:
+                if comfyUIURLs.isEmpty || comfyUIWorkflows == nil {
+                    throw RoutingError("the comfyui engine needs KLING_COMFYUI_URLS and KLING_COMFYUI_WORKFLOWS")
+                }
             case .openAIVideos?:
                 if openAIVideosURLs.isEmpty { throw RoutingError("the openai-videos engine needs KLING_OPENAI_VIDEOS_URL") }
                 if OpenAIVideosProfile.all[openAIVideosProfile] == nil {
@@ -99,6 +108,17 @@ public struct UpstreamConfiguration: Sendable {
                 provider = OpenAIVideosProvider(
                     baseURLs: openAIVideosURLs, key: openAIVideosKey?.value, model: openAIVideosModel, profile: profile, inputs: inputs ?? fetcher,
                     timeout: requestTimeout)
+            case .comfyUI?:
+                guard let folder = comfyUIWorkflows else { continue }
+                let templates: [ComfyUIWorkflowTemplate]
+                do throws(ComfyUIWorkflowTemplate.Invalid) {
+                    templates = try ComfyUIWorkflowTemplate.loadAll(from: folder)
+                } catch {
+                    throw RoutingError("KLING_COMFYUI_WORKFLOWS: \(error)")
+                }
+                let comfy = ComfyUIProvider(instanceURLs: comfyUIURLs, templates: templates, inputs: inputs ?? fetcher, timeout: requestTimeout)
+                try await comfy.checkNodeClasses(logger: logger)
+                provider = comfy
             case .preview?, nil:
                 engines[name] = local
                 continue

@@ -14,11 +14,14 @@ extension OpenAIVideosProvider {
             reserved = Array(repeating: 0, count: count)
         }
 
-        /// Picks a server for a create and counts it until ``started(_:id:)`` or ``release(_:)``.
-        func reserve() -> Int {
+        /// Picks a server for a create and counts it until ``started(_:id:)`` or ``release(_:)``; servers in `excluded`
+        /// only when every server is.
+        func reserve(excluding excluded: Set<Int> = []) -> Int {
             let now = Date()
             for index in inFlight.indices { inFlight[index] = inFlight[index].filter { now.timeIntervalSince($0.value) < forgetAfter } }
-            let index = inFlight.indices.min { inFlight[$0].count + reserved[$0] < inFlight[$1].count + reserved[$1] } ?? 0
+            let candidates = inFlight.indices.filter { !excluded.contains($0) }
+            let index = (candidates.isEmpty ? Array(inFlight.indices) : candidates)
+                .min { inFlight[$0].count + reserved[$0] < inFlight[$1].count + reserved[$1] } ?? 0
             reserved[index] += 1
             return index
         }
