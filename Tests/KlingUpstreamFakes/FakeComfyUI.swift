@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import MultipartKit
 import NIOCore
 import Synchronization
@@ -41,6 +42,9 @@ public final class FakeComfyUI: Sendable {
 
     struct Job {
         var id: String
+        var clientID: String?
+        var nodes: [String]
+        var announced = -1
         var outputNode: String
         var failure: String?
         var started: ContinuousClock.Instant?
@@ -54,6 +58,10 @@ public final class FakeComfyUI: Sendable {
         var running: Job?
         var history: [String: [String: Any]] = [:]
         var generation = 0
+        /// Open `/ws` sockets by client id: ComfyUI sends a prompt's events only to the socket of its client id.
+        var sockets: [String: AsyncStream<String>.Continuation] = [:]
+        /// Set when the fake stops: open sockets are closed and new ones end at once (so the server can shut down).
+        var closed = false
     }
 
     let videoFile: URL
@@ -85,14 +93,55 @@ public final class FakeComfyUI: Sendable {
             }
         }
         defer { ticker.cancel() }
-        return try await LoopbackServer.run(router(), name: "fake-comfyui", body)
+        return try await LoopbackServer.run(router(), name: "fake-comfyui", webSocket: { path, outbound in
+            let client = URLComponents(string: path)?.queryItems?.first { $0.name == "clientId" }?.value ?? "anonymous"
+            let (events, continuation) = AsyncStream<String>.makeStream()
+            let open = self.state.withLock { state -> Bool in
+                guard !state.closed else { return false }
+                state.sockets[client]?.finish()
+                state.sockets[client] = continuation
+                return true
+            }
+            guard open else { return }
+            defer { self.state.withLock { state in if state.sockets[client] != nil { state.sockets[client] = nil } } }
+            try await outbound.write(.text(Self.text(["type": "status", "data": ["status": ["exec_info": ["queue_remaining": 0]], "sid": client]])))
+            for await event in events { try await outbound.write(.text(event)) }
+        }) { base in
+            defer {
+                let sockets = self.state.withLock { state in
+                    state.closed = true
+                    defer { state.sockets = [:] }
+                    return Array(state.sockets.values)
+                }
+                for socket in sockets { socket.finish() }
+            }
+            return try await body(base)
+        }
     }
 
     /// Starts the next prompt and finishes the running one when its time is up.
     private func tick() {
         state.withLock { state in
+            if var job = state.running, let started = job.started, ContinuousClock.now - started < job.renderTime, !job.nodes.isEmpty {
+                // Node by node through the graph, with sampler-style steps inside each node.
+                let position = (ContinuousClock.now - started) / job.renderTime * Double(job.nodes.count)
+                let index = min(job.nodes.count - 1, Int(position))
+                if index != job.announced {
+                    Self.send(&state, to: job.clientID, ["type": "executing", "data": ["node": job.nodes[index], "display_node": job.nodes[index], "prompt_id": job.id]])
+                    job.announced = index
+                    state.running = job
+                }
+                let step = Int((position - Double(index)) * 20)
+                Self.send(&state, to: job.clientID, ["type": "progress", "data": ["value": step, "max": 20, "node": job.nodes[index], "prompt_id": job.id]])
+            }
             if let job = state.running, let started = job.started, ContinuousClock.now - started >= job.renderTime {
                 state.running = nil
+                if job.failure == nil {
+                    Self.send(&state, to: job.clientID, ["type": "executing", "data": ["node": NSNull(), "prompt_id": job.id]])
+                    Self.send(&state, to: job.clientID, ["type": "execution_success", "data": ["prompt_id": job.id]])
+                } else {
+                    Self.send(&state, to: job.clientID, ["type": "execution_error", "data": ["prompt_id": job.id, "exception_message": job.failure ?? ""]])
+                }
                 if let failure = job.failure {
                     state.history[job.id] = [
                         "outputs": [:], "status": ["status_str": "error", "completed": false,
@@ -109,6 +158,7 @@ public final class FakeComfyUI: Sendable {
                 var next = state.pending.removeFirst()
                 next.started = .now
                 state.running = next
+                Self.send(&state, to: next.clientID, ["type": "execution_start", "data": ["prompt_id": next.id]])
             }
         }
     }
@@ -190,7 +240,10 @@ public final class FakeComfyUI: Sendable {
             }
             let output = graph.first { (($0.value as? [String: Any])?["class_type"] as? String)?.hasPrefix("Save") == true }?.key ?? ""
             state.record.prompts.append((id, (try? JSONSerialization.data(withJSONObject: graph)) ?? Data()))
-            state.pending.append(Job(id: id, outputNode: output, failure: state.script.failure, started: nil, renderTime: state.script.renderTime))
+            state.pending.append(
+                Job(
+                    id: id, clientID: body["client_id"] as? String, nodes: graph.keys.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }, outputNode: output,
+                    failure: state.script.failure, started: nil, renderTime: state.script.renderTime))
             return Self.json(200, ["prompt_id": id, "number": state.record.prompts.count, "node_errors": [:]])
         }
     }
@@ -225,4 +278,14 @@ public final class FakeComfyUI: Sendable {
     }
 
     static func json(_ status: Int, _ object: [String: Any]) -> Response { FakeVideosServer.json(status, object) }
+
+    static func text(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// Sends an event to the socket of `client` (as ComfyUI does), or to every socket when the prompt has no client id.
+    static func send(_ state: inout State, to client: String?, _ event: [String: Any]) {
+        let text = text(event)
+        if let client { state.sockets[client]?.yield(text) } else { for socket in state.sockets.values { socket.yield(text) } }
+    }
 }

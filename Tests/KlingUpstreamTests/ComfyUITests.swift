@@ -47,6 +47,25 @@ import Testing
         }
     }
 
+    @Test func progressComesFromTheInstancesWebSocketNodeByNode() async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        let fake = fake(harness, renderTime: .seconds(2))
+        try await fake.run { base in
+            let engine = harness.engine(try provider([base], harness: harness))
+            let job = try #require(try await harness.claimedJobs(1, request: Self.request).first)
+            let progress = ProgressLog()
+            _ = try await engine.render(job) { await progress.add($0) }
+            // Real shares of the graph as its nodes run (UpstreamEngine maps 0-100 to 5-90), not the flat 50 of a
+            // poll that knows only "running": several distinct values, rising, under 90 before the end.
+            let values = await progress.values
+            let running = values.filter { $0 > 5 && $0 < 90 && $0 != 47 }
+            #expect(Set(running).count >= 3, "\(values)")
+            #expect(running == running.sorted(), "\(values)")
+            #expect(values.last == 95)
+        }
+    }
+
     @Test func theFirstFrameIsUploadedAndNamedInTheImageToVideoGraph() async throws {
         let harness = try await UpstreamHarness.make()
         defer { harness.cleanUp() }

@@ -141,4 +141,9 @@ extension JSONValue {
         if case .array(let values) = self { return values }
         return nil
     }
+
+    var number: Double? {
+        if case .number(let value) = self { return value }
+        return nil
+    }
 }

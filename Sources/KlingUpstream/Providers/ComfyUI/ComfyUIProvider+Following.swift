@@ -12,9 +12,12 @@ extension ComfyUIProvider {
         let generations = OpenAIVideosProvider.generations(of: request)
         var links: [String] = []
         var running = false
+        var shares: [Int?] = []
         for (number, part) in parts.enumerated() {
             let (index, instance, promptID) = try locate(part)
             let generation = generations.indices.contains(number) ? generations[number] : request
+            await progress.listen(to: instance.baseURL)
+            let nodes = template(for: generation)?.workflow.count ?? 0
             let history = try await call(instance, .GET, "/history/\(promptID)")
             guard (200..<300).contains(history.status) else {
                 throw instance.failure(status: history.status, message: "GET /history/\(promptID) answered \(history.status)", retryAfter: nil)
@@ -26,28 +29,37 @@ extension ComfyUIProvider {
                         return .failed(reason: "the workflow finished without a video from its output node")
                     }
                     await placement.finished(index, id: promptID)
+                    await progress.forget(promptID)
                     links.append(link)
+                    shares.append(100)
                 case "error":
                     await placement.finished(index, id: promptID)
                     let reason = Self.errorMessage(entry) ?? "the workflow failed without a message"
                     return .failed(reason: parts.count > 1 ? "shot \(number + 1): \(reason)" : reason)
                 default:
                     running = true
+                    shares.append(await progress.percent(promptID, nodes: nodes))
                 }
                 continue
             }
             switch try await queued(promptID, on: instance) {
-            case "running"?: running = true
-            case "pending"?: break
+            case "running"?:
+                running = true
+                shares.append(await progress.percent(promptID, nodes: nodes))
+            case "pending"?: shares.append(0)
             default:
                 // Lost with a restart of the instance: the same prompt id again, so a later look finds it.
+                await progress.forget(promptID)
                 try await queue(generation, promptID: promptID, on: instance)
+                shares.append(0)
             }
             await placement.seen(index, id: promptID)
         }
         if links.count == parts.count { return .succeeded(videoURL: Self.resultScheme + links.joined(separator: " "), coverURL: nil) }
-        let share = (links.count * 100 + (running ? 50 : 0)) / max(1, parts.count)
-        return running || !links.isEmpty ? .running(progress: min(99, share)) : .queued
+        // The mean share of the generations from their events; none heard (no socket) leaves the share unknown.
+        let known = shares.compactMap { $0 }
+        guard running || !links.isEmpty else { return .queued }
+        return .running(progress: known.count == shares.count ? min(99, known.reduce(0, +) / max(1, parts.count)) : nil)
     }
 
     /// The `/view` link of the output node's first file (`images` for SaveVideo and SaveWEBM, `gifs` for VHS nodes).

@@ -23,6 +23,8 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
     let joiner: ShotJoiner
     let placement: OpenAIVideosProvider.Placement
     let health = InstanceHealth()
+    /// Progress events from each instance's WebSocket.
+    let progress = ComfyUIProgress()
     /// Largest image sent, in bytes. Default 20 MB.
     public var maxInputBytes = 20 * 1024 * 1024
 
@@ -93,7 +95,8 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
         if let first = generation.firstFrameURL { images.first = try await upload(first, field: "image_urls[0]", to: instance, promptID: promptID) }
         if let last = generation.lastFrameURL { images.last = try await upload(last, field: "image_urls[1]", to: instance, promptID: promptID) }
         let graph = template.graph(for: generation, seed: OpenAIVideosProvider.seed(promptID), images: images)
-        let body: JSONValue = .object(["prompt": graph, "prompt_id": .string(promptID), "client_id": .string("klingkit")])
+        await progress.listen(to: instance.baseURL)
+        let body: JSONValue = .object(["prompt": graph, "prompt_id": .string(promptID), "client_id": .string(progress.clientID)])
         let answer = try await call(instance, .POST, "/prompt", body: body)
         guard (200..<300).contains(answer.status) else {
             let error = answer.json?["error"]?["message"]?.text ?? "no message"
