@@ -157,6 +157,43 @@ import Testing
         }
     }
 
+    @Test func anInstanceThatDoesNotAnswerIsSkipped() async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        let fake = fake(harness, renderTime: .milliseconds(200))
+        try await fake.run { base in
+            // The dead instance is listed first: the first task tries it once, then every task goes to the live one.
+            let engine = harness.engine(try provider(["http://127.0.0.1:9", base], harness: harness))
+            let jobs = try await harness.claimedJobs(3, request: Self.request)
+            for job in jobs { _ = try await engine.render(job) { _ in } }
+            #expect(fake.record.prompts.count == 3)
+            for job in jobs {
+                #expect(try await harness.store.upstreamTask(taskID: job.taskID)?.taskID.hasPrefix(base + "|") == true)
+            }
+        }
+    }
+
+    @Test func aMultiShotTaskIsOnePromptPerShotJoinedOnTheBoundaries() async throws {
+        let harness = try await UpstreamHarness.make()
+        defer { harness.cleanUp() }
+        let fake = fake(harness, renderTime: .milliseconds(150))
+        try await fake.run { base in
+            let request = GenerationRequest(
+                multiShot: true, shotType: .customize, shots: [.init(prompt: "A red room", duration: 2), .init(prompt: "A blue sea", duration: 3)],
+                duration: 5, aspectRatio: .landscape, mode: .std
+            ).normalized()
+            let engine = harness.engine(try provider([base], harness: harness))
+            let job = try #require(try await harness.claimedJobs(1, request: request).first)
+            let output = try await engine.render(job) { _ in }
+            let record = fake.record
+            #expect(record.prompts.map(\.id) == [0, 1].map { ComfyUIProvider.promptID(taskID: job.taskID, shot: $0) })
+            #expect(record.input(0, node: "4", "text") as? String == "A red room" && record.input(1, node: "4", "text") as? String == "A blue sea")
+            #expect(record.input(0, node: "9", "length") as? Int == 33 && record.input(1, node: "9", "length") as? Int == 49)
+            let facts = try FakeMedia.probe(output.videoFile)
+            #expect(facts.frames == 80 && abs(facts.duration - 5) < 0.05 && facts.hasAudio, "\(facts)")
+        }
+    }
+
     @Test func aRequestNoTemplateHandlesIsRefusedNamingTheField() async throws {
         let harness = try await UpstreamHarness.make()
         defer { harness.cleanUp() }

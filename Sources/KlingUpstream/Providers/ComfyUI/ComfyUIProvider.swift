@@ -63,15 +63,7 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
         do {
             for (index, generation) in OpenAIVideosProvider.generations(of: request).enumerated() {
                 let promptID = Self.promptID(taskID: taskID, shot: index)
-                let instance = await pickInstance()
-                do {
-                    try await queue(generation, promptID: promptID, on: instances[instance])
-                } catch {
-                    await placement.release(instance)
-                    throw error
-                }
-                await placement.started(instance, id: promptID)
-                created.append(instances[instance].baseURL + "|" + promptID)
+                created.append(try await queueOnSomeInstance(generation, promptID: promptID))
             }
         } catch {
             for part in created { await cancel(upstreamTaskID: part) }
@@ -80,9 +72,25 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
         return created.joined(separator: " ")
     }
 
-    /// Picks the least busy instance that answered lately (any instance when none did).
-    private func pickInstance() async -> Int {
-        await placement.reserve(excluding: await health.down(instances.map(\.baseURL)))
+    /// Queues on the least busy instance that answered lately; one that does not answer now is marked down and the
+    /// next is tried, so a dead GPU costs a task one connection attempt, not a failed attempt. Returns `INSTANCE|ID`.
+    private func queueOnSomeInstance(_ generation: GenerationRequest, promptID: String) async throws -> String {
+        var lastError: (any Error)?
+        for _ in instances.indices {
+            let index = await placement.reserve(excluding: await health.down(instances.map(\.baseURL)))
+            do {
+                try await queue(generation, promptID: promptID, on: instances[index])
+                await placement.started(index, id: promptID)
+                return instances[index].baseURL + "|" + promptID
+            } catch let error as UpstreamError where error.isRetryable && !error.isRateLimited {
+                await placement.release(index)
+                lastError = error
+            } catch {
+                await placement.release(index)
+                throw error
+            }
+        }
+        throw lastError ?? UpstreamError.unavailable(engineName, status: nil, message: "no ComfyUI instance answered")
     }
 
     /// Submits a generation's graph under `promptID`, unless the instance already has that prompt.
