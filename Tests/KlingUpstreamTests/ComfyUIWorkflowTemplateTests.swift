@@ -25,6 +25,13 @@ import Testing
         #expect(i2v.inputs[.firstFrame]?.description == "15.image" && i2v.nodeClasses.contains("WanImageToVideo"))
     }
 
+    @Test func theShippedLTX2TemplateLoads() throws {
+        let templates = try ComfyUIWorkflowTemplate.loadAll(from: Self.shipped.appendingPathComponent("ltx2"))
+        let ltx = try #require(templates.first)
+        #expect(templates.count == 1 && ltx.name == "ltx2-t2v" && ltx.frames == .eightNPlusOne && ltx.frameRate == 24)
+        #expect(ltx.inputs[.steps]?.description == "7.steps" && ltx.nodeClasses.contains("SamplerCustomAdvanced"))
+    }
+
     @Test func frameCountsFollowTheModelsRule() {
         #expect(ComfyUIWorkflowTemplate.FrameRule.fourNPlusOne.frames(seconds: 5, fps: 16) == 81)
         #expect(ComfyUIWorkflowTemplate.FrameRule.eightNPlusOne.frames(seconds: 5, fps: 24) == 121)
