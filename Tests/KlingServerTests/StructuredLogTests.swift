@@ -120,7 +120,7 @@ struct StructuredLogTests {
     @Test(arguments: [
         (["KLING_ENGINES": "openai-videos"], "the openai-videos engine needs KLING_OPENAI_VIDEOS_URL"),
         (["KLING_ENGINES": "openai-videos", "KLING_OPENAI_VIDEOS_URL": "http://127.0.0.1:30000", "KLING_OPENAI_VIDEOS_PROFILE": "wan9"],
-            "KLING_OPENAI_VIDEOS_PROFILE: unknown profile \"wan9\" (use openai, sglang-hunyuanvideo, sglang-ltx2, sglang-wan2.2, sora, vllm-omni-wan2.2)"),
+            "KLING_OPENAI_VIDEOS_PROFILE: unknown profile \"wan9\" (use openai, sglang-hunyuanvideo, sglang-ltx2, sglang-wan2.2, sora, vllm-omni-hunyuanvideo, vllm-omni-ltx2, vllm-omni-wan2.2)"),
         (["KLING_ENGINES": "openai-videos", "KLING_OPENAI_VIDEOS_URL": "http://127.0.0.1:30000/v1"],
             "KLING_OPENAI_VIDEOS_URL: http://127.0.0.1:30000/v1 must be an http or https base URL, without /v1"),
         (["KLING_ENGINES": "openai-video"], "KLING_ENGINES: unknown engine \"openai-video\" (use official, market, crun, preview, openai-videos or comfyui)"),

@@ -4,8 +4,10 @@ extension OpenAIVideosProfile {
     /// Every profile by name. Frame rates, frame-count rules and sizes are the models' own (the README's table, with
     /// sources in shared/research/local-engines.md); the expected times only shape the progress estimate.
     public static let all: [String: OpenAIVideosProfile] = Dictionary(
-        uniqueKeysWithValues: [openAI, sora, wan22("sglang-wan2.2"), wan22("vllm-omni-wan2.2"), ltx2("sglang-ltx2"),
-            hunyuan("sglang-hunyuanvideo")].map { ($0.name, $0) })
+        uniqueKeysWithValues: [
+            openAI, sora, wan22("sglang-wan2.2"), wan22("vllm-omni-wan2.2"), ltx2("sglang-ltx2"), ltx2("vllm-omni-ltx2"),
+            hunyuan("sglang-hunyuanvideo"), hunyuan("vllm-omni-hunyuanvideo"),
+        ].map { ($0.name, $0) })
 
     /// The names, sorted, for messages.
     public static var names: [String] { all.keys.sorted() }
