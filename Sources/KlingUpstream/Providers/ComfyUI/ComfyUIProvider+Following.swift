@@ -9,7 +9,7 @@ extension ComfyUIProvider {
     /// A prompt its instance no longer knows (ComfyUI restarted: history and queue are in memory) is submitted again.
     public func status(of upstreamTaskID: String, request: GenerationRequest) async throws -> UpstreamStatus {
         let parts = upstreamTaskID.split(separator: " ").map(String.init)
-        let generations = OpenAIVideosProvider.generations(of: request)
+        let generations = OneShotGenerations.of(request)
         var links: [String] = []
         var running = false
         var shares: [Int?] = []
@@ -96,12 +96,8 @@ extension ComfyUIProvider {
     /// the exact duration (ComfyUI saves WEBM or MP4 at the template's own frame count), or the shots joined with cuts
     /// on their boundaries; sound from the workflow when it makes some, else the preview's track when asked.
     public func download(_ url: String, request: GenerationRequest, to file: URL, scratch: URL, maxBytes: Int) async throws {
-        let links = url.dropFirst(Self.resultScheme.count).split(separator: " ").map(String.init)
-        let generations = OpenAIVideosProvider.generations(of: request)
-        guard !links.isEmpty, links.count == generations.count else {
-            throw EngineError.renderFailed("\(engineName): \(links.count) videos for \(generations.count) shots")
-        }
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let (links, generations) = try OneShotGenerations.links(
+            of: url, scheme: Self.resultScheme, request: request, engine: engineName, scratch: scratch)
         var pieces: [ShotJoiner.Piece] = []
         for (index, link) in links.enumerated() {
             guard let instance = instances.first(where: { link.hasPrefix($0.baseURL + "/view?") }) else {

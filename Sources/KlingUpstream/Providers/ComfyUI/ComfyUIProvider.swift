@@ -50,7 +50,7 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
         if request.multiShot && request.shotType == .intelligence {
             return "shot_type: intelligence multi-shot needs a model that writes its own storyboard"
         }
-        for generation in OpenAIVideosProvider.generations(of: request) where template(for: generation) == nil {
+        for generation in OneShotGenerations.of(request) where template(for: generation) == nil {
             let need = ComfyUIWorkflowTemplate.need(of: generation)
             let field = need == .textToVideo ? "prompt" : need == .imageToVideo ? "image_urls[0]" : "image_urls[1]"
             return "\(field): no ComfyUI workflow template handles \(need.rawValue)"
@@ -61,7 +61,7 @@ public struct ComfyUIProvider: UpstreamProvider, UpstreamResultDownloading, Upst
     public func submit(_ request: GenerationRequest, taskID: String, callbackURL: String?) async throws -> String {
         var created: [String] = []
         do {
-            for (index, generation) in OpenAIVideosProvider.generations(of: request).enumerated() {
+            for (index, generation) in OneShotGenerations.of(request).enumerated() {
                 let promptID = Self.promptID(taskID: taskID, shot: index)
                 created.append(try await queueOnSomeInstance(generation, promptID: promptID))
             }

@@ -11,12 +11,8 @@ extension OpenAIVideosProvider {
     /// has none (then the preview's track is laid under it); the shots of a multi-shot task joined with cuts on the
     /// shot boundaries (``ShotJoiner``).
     public func download(_ url: String, request: GenerationRequest, to file: URL, scratch: URL, maxBytes: Int) async throws {
-        let links = url.dropFirst(Self.resultScheme.count).split(separator: " ").map(String.init)
-        let generations = Self.generations(of: request)
-        guard !links.isEmpty, links.count == generations.count else {
-            throw EngineError.renderFailed("\(engineName): \(links.count) videos for \(generations.count) shots")
-        }
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let (links, generations) = try OneShotGenerations.links(
+            of: url, scheme: Self.resultScheme, request: request, engine: engineName, scratch: scratch)
         if links.count == 1 && !request.multiShot {
             try await fetch(links[0], to: file, maxBytes: maxBytes)
             guard request.hasAudio else { return }

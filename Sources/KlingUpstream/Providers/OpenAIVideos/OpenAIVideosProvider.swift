@@ -55,7 +55,7 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
     public func submit(_ request: GenerationRequest, taskID: String, callbackURL: String?) async throws -> String {
         var created: [String] = []
         do {
-            for (index, shot) in Self.generations(of: request).enumerated() {
+            for (index, shot) in OneShotGenerations.of(request).enumerated() {
                 created.append(try await submitOne(shot, taskID: index == 0 ? taskID : "\(taskID)-shot\(index + 1)"))
             }
         } catch {
@@ -64,21 +64,6 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
             throw error
         }
         return created.joined(separator: " ")
-    }
-
-    /// The requests a task is generated as: itself, or one single-shot request per shot.
-    static func generations(of request: GenerationRequest) -> [GenerationRequest] {
-        guard request.multiShot else { return [request] }
-        return request.shots.enumerated().map { index, shot in
-            var one = request
-            one.multiShot = false
-            one.shotType = nil
-            one.shots = []
-            one.prompt = shot.prompt
-            one.duration = shot.duration
-            one.imageURLs = index == 0 ? Array(request.imageURLs.prefix(1)) : []
-            return one
-        }
     }
 
     private func submitOne(_ request: GenerationRequest, taskID: String) async throws -> String {
@@ -97,7 +82,7 @@ public struct OpenAIVideosProvider: UpstreamProvider, UpstreamResultDownloading,
     /// ``resultScheme`` and the videos' own links), otherwise the mean progress of the shots.
     public func status(of upstreamTaskID: String, request: GenerationRequest) async throws -> UpstreamStatus {
         let parts = upstreamTaskID.split(separator: " ").map(String.init)
-        let generations = Self.generations(of: request)
+        let generations = OneShotGenerations.of(request)
         var links: [String] = []
         var progress = 0
         for (number, part) in parts.enumerated() {
